@@ -1,0 +1,88 @@
+"""The ``cclens`` command line: a thin shell over the library.
+
+Each command parses options, calls one library function and formats the result. Sub-command groups
+live in sibling modules and register themselves on :data:`app` via :func:`_register_commands`.
+Every :class:`cclens.errors.CclensError` becomes one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import __version__
+from ..errors import CclensError
+from .context import AppState
+
+app = typer.Typer(
+    name="cclens",
+    help="cclens: collect Claude Code usage, cost and delivery data into one warehouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Modules under cclens.cli that add commands to `app`. A new command group adds its module here.
+COMMAND_MODULES = ["ingest", "report", "run", "prices"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cclens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    db: Optional[Path] = typer.Option(None, "--db", help="Warehouse file (env CCLENS_DB).", metavar="PATH"),
+    server: Optional[str] = typer.Option(None, "--server", help="Go through a running `cclens serve` at URL."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.obj = AppState(db=db, server=server)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:  # a command module not written yet must not break the CLI
+            if exc.name != f"{__name__}.{name}":
+                raise
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cclens`` script. Returns the process exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CclensError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors are ClickException subclasses
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

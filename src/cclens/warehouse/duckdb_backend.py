@@ -1,0 +1,188 @@
+"""The embedded DuckDB backend (the default).
+
+DuckDB allows one writing process per file; a second process cannot even open it read-only while the
+first writes. :func:`open_warehouse` turns that into :class:`WarehouseLockedError` with a hint, and
+``cclens serve`` (which owns the file while it runs) is the way to share it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+
+from ..errors import WarehouseError, WarehouseLockedError
+from . import migrations
+
+_LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
+
+
+class DuckDBWarehouse:
+    """A DuckDB file (or ``:memory:``) implementing :class:`cclens.warehouse.Warehouse`.
+
+    One instance wraps one connection and is safe to share between threads: statements are
+    serialised by a re-entrant lock, and a transaction holds the lock until it ends.
+    """
+
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str):
+        self.con = con
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # -- statements ---------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self._lock:
+            self._run(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._run(sql, params)
+            cols = [d[0] for d in cur.description or []]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def query_arrow(self, sql: str, params: Sequence[Any] | None = None):
+        with self._lock:
+            return self._run(sql, params).to_arrow_table()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        with self._lock:
+            row = self._run(sql, params).fetchone()
+            return row[0] if row else None
+
+    def append(self, table: str, data: Any) -> int:
+        """Insert an Arrow table by column name (missing columns take their defaults)."""
+        if data.num_rows == 0:
+            return 0
+        with self._lock:
+            self.con.register("_cclens_append", data)
+            try:
+                cols = ", ".join(f'"{c}"' for c in data.column_names)
+                self._run(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _cclens_append')
+            finally:
+                self.con.unregister("_cclens_append")
+        return data.num_rows
+
+    def register(self, name: str, data: Any) -> None:
+        """Expose an Arrow table (or DataFrame) to SQL as a view named ``name`` until unregistered."""
+        with self._lock:
+            self.con.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self.con.unregister(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.con.execute("BEGIN TRANSACTION")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self.con.execute("ROLLBACK")
+                raise
+            else:
+                self._depth = 0
+                self.con.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self.con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.con.close()
+            except duckdb.Error:  # pragma: no cover - closing a broken connection
+                pass
+
+    def cursor(self) -> "DuckDBWarehouse":
+        """A second connection to the same database, for another thread (DuckDB MVCC isolates it)."""
+        return DuckDBWarehouse(self.con.cursor(), self.path)
+
+    def __enter__(self) -> "DuckDBWarehouse":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _run(self, sql: str, params: Sequence[Any] | None):
+        try:
+            return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"warehouse {self.path}: {exc}") from exc
+
+    # -- schema --------------------------------------------------------------------------------
+    def migrate(self) -> list[tuple[str, int]]:
+        """Apply every registered migration not yet applied; returns what was applied."""
+        applied: list[tuple[str, int]] = []
+        with self._lock:
+            self.con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (component VARCHAR, version INTEGER, "
+                "applied_at TIMESTAMPTZ, PRIMARY KEY (component, version))"
+            )
+            done = {(c, v) for c, v in self.con.execute(
+                "SELECT component, version FROM schema_migrations").fetchall()}
+            registry = migrations.registered()
+            # core first, the rest in name order, so cross-component views see their tables.
+            for component in sorted(registry, key=lambda c: (c != "core", c)):
+                for version, step in enumerate(registry[component], start=1):
+                    if (component, version) in done:
+                        continue
+                    with self.transaction():
+                        if callable(step):
+                            step(self)
+                        else:
+                            for stmt in migrations.split_statements(step):
+                                self._run(stmt, None)
+                        self._run("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                                  [component, version, datetime.now(timezone.utc)])
+                    applied.append((component, version))
+        return applied
+
+
+def open_warehouse(path: str | Path, *, read_only: bool = False, migrate: bool = True) -> DuckDBWarehouse:
+    """Open (creating if needed) the DuckDB warehouse at ``path`` and bring its schema up to date.
+
+    Raises :class:`WarehouseLockedError` when another process holds the file, and
+    :class:`WarehouseError` for any other failure to open it.
+    """
+    target = str(path)
+    if target != ":memory:":
+        p = Path(target).expanduser()
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"cannot create the directory for warehouse {p}: {exc}") from None
+        target = str(p)
+    try:
+        con = duckdb.connect(target, read_only=read_only)
+    except duckdb.Error as exc:
+        if _LOCK_RE.search(str(exc)):
+            raise WarehouseLockedError(
+                f"warehouse {target} is in use by another process (is `cclens serve` running? "
+                "run the command with --server URL to go through it, or stop the other process)"
+            ) from None
+        raise WarehouseError(f"cannot open warehouse {target}: {exc}") from None
+    wh = DuckDBWarehouse(con, target)
+    if migrate and not read_only:
+        wh.migrate()
+    return wh

@@ -1,0 +1,1 @@
+"""One module per component, each calling :func:`cclens.warehouse.migrations.register`."""

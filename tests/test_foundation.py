@@ -1,0 +1,79 @@
+"""Config, errors and the warehouse protocol."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cclens.config import load_settings
+from cclens.errors import ConfigError, WarehouseLockedError
+from cclens.warehouse import open_warehouse
+
+
+def test_settings_precedence(tmp_path, monkeypatch):
+    (tmp_path / "cclens.toml").write_text('db = "/from/toml.duckdb"\n[anthropic]\nadmin_key = "sk-toml"\n')
+    s = load_settings()
+    assert str(s.db) == "/from/toml.duckdb"
+    assert s.anthropic_admin_key.get_secret_value() == "sk-toml"
+    assert "sk-toml" not in repr(s)
+    monkeypatch.setenv("CCLENS_DB", "/from/env.duckdb")
+    assert str(load_settings().db) == "/from/env.duckdb"
+    assert str(load_settings(db="/from/cli.duckdb").db) == "/from/cli.duckdb"
+
+
+def test_unknown_toml_key_is_a_clear_error(tmp_path):
+    (tmp_path / "cclens.toml").write_text("nonsense = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting.*nonsense"):
+        load_settings()
+
+
+def test_invalid_value_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("CCLENS_SERVER_PORT", "not-a-port")
+    with pytest.raises(ConfigError, match="server_port"):
+        load_settings()
+
+
+def test_migrations_apply_once(db_path):
+    wh = open_warehouse(db_path)
+    first = wh.query("SELECT component, version FROM schema_migrations ORDER BY 1, 2")
+    assert ("core", 1) in {(r["component"], r["version"]) for r in first}
+    wh.close()
+    wh = open_warehouse(db_path)
+    assert wh.migrate() == []
+    wh.close()
+
+
+def test_transaction_rolls_back(warehouse):
+    warehouse.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(RuntimeError):
+        with warehouse.transaction():
+            warehouse.execute("INSERT INTO t VALUES (1)")
+            raise RuntimeError("boom")
+    assert warehouse.scalar("SELECT count(*) FROM t") == 0
+
+
+def test_second_process_gets_a_locked_error(db_path):
+    wh = open_warehouse(db_path)
+    try:
+        code = (
+            "from cclens.warehouse import open_warehouse\n"
+            "from cclens.errors import WarehouseLockedError\n"
+            f"try:\n    open_warehouse({str(db_path)!r})\n"
+            "except WarehouseLockedError as e:\n    print('LOCKED', e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.stdout.startswith("LOCKED"), out.stderr
+        assert "cclens serve" in out.stdout
+    finally:
+        wh.close()
+
+
+def test_cli_errors_are_one_line(tmp_path, monkeypatch):
+    (tmp_path / "cclens.toml").write_text("nonsense = 1\n")
+    out = subprocess.run([sys.executable, "-m", "cclens.cli", "report", "daily"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("error:") and "nonsense" in out.stderr
