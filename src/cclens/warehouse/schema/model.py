@@ -1,0 +1,126 @@
+"""Canonical model tables shared by every source.
+
+``api_request`` has one row per Claude API request whatever saw it. ``request_key`` is the API
+``request_id`` when known (transcript ``requestId`` = OTel ``request_id``), so each source upserts into
+the same row and nothing is counted twice; ``from_*`` flags record which sources saw it. Tokens are
+the largest usage any source reported for the request. Cost is not stored: the view
+``api_request_cost`` prices each row from ``model_price`` (kept in sync by :mod:`cclens.model.pricing`),
+so a price-table refresh re-prices history; a model with no price has ``cost_usd`` NULL (unpriced).
+"""
+
+from ..migrations import register
+
+register("model", [
+    """
+    CREATE TABLE IF NOT EXISTS api_request (
+        request_key              VARCHAR NOT NULL,
+        request_id               VARCHAR,
+        message_id               VARCHAR,
+        session_id               VARCHAR,
+        agent_id                 VARCHAR,
+        is_sidechain             BOOLEAN,
+        ts                       TIMESTAMPTZ,
+        model                    VARCHAR,      -- normalised (no [1m] suffix)
+        model_raw                VARCHAR,
+        input_tokens             BIGINT NOT NULL DEFAULT 0,
+        output_tokens            BIGINT NOT NULL DEFAULT 0,
+        cache_creation_tokens    BIGINT NOT NULL DEFAULT 0,
+        cache_creation_5m_tokens BIGINT,
+        cache_creation_1h_tokens BIGINT,
+        cache_read_tokens        BIGINT NOT NULL DEFAULT 0,
+        speed                    VARCHAR,
+        service_tier             VARCHAR,
+        host                     VARCHAR,
+        cwd                      VARCHAR,
+        project                  VARCHAR,
+        git_branch               VARCHAR,
+        version                  VARCHAR,
+        prompt_id                VARCHAR,
+        query_source             VARCHAR,
+        duration_ms              BIGINT,
+        user_id                  VARCHAR,
+        user_email               VARCHAR,
+        account_uuid             VARCHAR,
+        organization_id          VARCHAR,
+        otel_cost_usd            DOUBLE,       -- Claude Code's own estimate, as sent in OTel
+        from_transcripts         BOOLEAN NOT NULL DEFAULT false,
+        from_otel                BOOLEAN NOT NULL DEFAULT false,
+        origin_path              VARCHAR,
+        origin_offset            BIGINT,
+        updated_at               TIMESTAMPTZ
+    );
+    CREATE TABLE IF NOT EXISTS session (
+        session_id        VARCHAR NOT NULL,
+        host              VARCHAR,
+        first_ts          TIMESTAMPTZ,
+        last_ts           TIMESTAMPTZ,
+        cwd               VARCHAR,
+        project           VARCHAR,
+        git_branch        VARCHAR,
+        version           VARCHAR,
+        entrypoint        VARCHAR,
+        transcript_path   VARCHAR,
+        subagent_count    INTEGER,
+        prompt_count      INTEGER,
+        line_count        BIGINT,
+        updated_at        TIMESTAMPTZ
+    );
+    CREATE TABLE IF NOT EXISTS prompt (
+        prompt_id     VARCHAR NOT NULL,
+        session_id    VARCHAR,
+        ts            TIMESTAMPTZ,
+        host          VARCHAR,
+        length        INTEGER,
+        source        VARCHAR NOT NULL,   -- transcripts | otel | hooks
+        text          VARCHAR             -- only when content capture is on
+    );
+    CREATE TABLE IF NOT EXISTS tool_use (
+        tool_use_id   VARCHAR NOT NULL,
+        session_id    VARCHAR,
+        request_key   VARCHAR,
+        agent_id      VARCHAR,
+        ts            TIMESTAMPTZ,
+        tool_name     VARCHAR,
+        result_ts     TIMESTAMPTZ,
+        is_error      BOOLEAN,
+        source        VARCHAR NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS model_price (
+        model                   VARCHAR NOT NULL,   -- a model name as seen in api_request
+        price_key               VARCHAR,            -- the price-table entry it resolved to
+        input_per_mtok          DOUBLE,
+        output_per_mtok         DOUBLE,
+        cache_write_5m_per_mtok DOUBLE,
+        cache_write_1h_per_mtok DOUBLE,
+        cache_read_per_mtok     DOUBLE,
+        long_context_threshold  BIGINT,             -- input+cache tokens above which the whole request
+        long_input_per_mtok     DOUBLE,             -- is priced at the long-context rates
+        long_output_per_mtok    DOUBLE,
+        long_cache_write_5m_per_mtok DOUBLE,
+        long_cache_write_1h_per_mtok DOUBLE,
+        long_cache_read_per_mtok     DOUBLE,
+        fast_multiplier         DOUBLE,
+        table_version           VARCHAR
+    );
+    CREATE OR REPLACE VIEW api_request_cost AS
+    SELECT r.*,
+           p.price_key,
+           (r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens) > coalesce(p.long_context_threshold, 9e18)
+               AS long_context,
+           CASE WHEN p.price_key IS NULL THEN NULL ELSE (
+             CASE WHEN (r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens) > coalesce(p.long_context_threshold, 9e18)
+             THEN r.input_tokens * p.long_input_per_mtok
+                + r.output_tokens * p.long_output_per_mtok
+                + coalesce(r.cache_creation_5m_tokens, r.cache_creation_tokens - coalesce(r.cache_creation_1h_tokens, 0)) * p.long_cache_write_5m_per_mtok
+                + coalesce(r.cache_creation_1h_tokens, 0) * p.long_cache_write_1h_per_mtok
+                + r.cache_read_tokens * p.long_cache_read_per_mtok
+             ELSE r.input_tokens * p.input_per_mtok
+                + r.output_tokens * p.output_per_mtok
+                + coalesce(r.cache_creation_5m_tokens, r.cache_creation_tokens - coalesce(r.cache_creation_1h_tokens, 0)) * p.cache_write_5m_per_mtok
+                + coalesce(r.cache_creation_1h_tokens, 0) * p.cache_write_1h_per_mtok
+                + r.cache_read_tokens * p.cache_read_per_mtok
+             END * CASE WHEN r.speed = 'fast' THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6
+           ) END AS cost_usd
+    FROM api_request r LEFT JOIN model_price p ON p.model = r.model;
+    """,
+])

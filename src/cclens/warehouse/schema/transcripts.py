@@ -1,0 +1,36 @@
+"""Landing and cursor tables of the transcript source (``~/.claude/projects/**.jsonl``)."""
+
+from ..migrations import register
+
+register("transcripts", [
+    """
+    CREATE TABLE IF NOT EXISTS transcript_file (
+        host          VARCHAR NOT NULL,
+        path          VARCHAR NOT NULL,
+        file_id       VARCHAR,            -- device:inode when known; a change means the file was replaced
+        head_hash     VARCHAR,            -- hash of the first line; a change means rewritten
+        generation    INTEGER NOT NULL,   -- bumped each time the file is re-read from offset 0
+        size          BIGINT NOT NULL,    -- size when last read
+        byte_offset   BIGINT NOT NULL,    -- everything before this offset has been ingested
+        mtime         DOUBLE,
+        lines         BIGINT NOT NULL DEFAULT 0,
+        updated_at    TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (host, path)
+    );
+    CREATE TABLE IF NOT EXISTS landing_transcript_line (
+        line_key      VARCHAR NOT NULL,   -- sessionId:uuid, or sessionId:h:<hash of line> when no uuid
+        host          VARCHAR NOT NULL,
+        path          VARCHAR NOT NULL,
+        generation    INTEGER NOT NULL,
+        byte_offset   BIGINT NOT NULL,
+        byte_length   INTEGER NOT NULL,
+        record_type   VARCHAR,
+        session_id    VARCHAR,
+        line_uuid     VARCHAR,
+        ts            TIMESTAMPTZ,
+        raw           JSON,               -- the line; content fields removed unless capture_content
+        run_id        VARCHAR,
+        ingested_at   TIMESTAMPTZ NOT NULL
+    );
+    """,
+])
