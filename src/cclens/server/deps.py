@@ -1,0 +1,57 @@
+"""FastAPI dependencies shared by every router of ``cclens serve``.
+
+A router module (listed in :data:`cclens.server.app.ROUTER_MODULES`) uses them like this::
+
+    from fastapi import APIRouter, Depends
+    from cclens.server.deps import get_writer, require_ingest
+
+    router = APIRouter()
+
+    @router.post("/hooks")
+    async def hooks(payload: dict, writer=Depends(get_writer), _=Depends(require_ingest)):
+        await writer.run(lambda wh: store_hook(wh, payload))   # committed before we answer
+        return {}
+
+* :func:`get_writer` – the :class:`~cclens.server.writer.Writer`; ``await writer.run(fn)`` runs
+  ``fn(warehouse)`` on the single writer thread inside one transaction and returns its result once
+  committed (so answering after it means the data is durable).
+* :func:`read_cursor` – a read-only view of the warehouse for this request (a DuckDB cursor: MVCC,
+  sees committed data, never blocks the writer). Closed after the request.
+* :func:`require_ingest` – the ``ingest`` role (or ``admin``/local CLI); 401 otherwise. On a loopback
+  bind without ``--require-auth`` an anonymous request is allowed; a wrong token is always refused.
+* :func:`require_local` – only the local CLI token (from the discovery file) or an ``admin`` token.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from fastapi import Request
+
+from ..config import Settings
+from .auth import Principal, authenticate_http
+from .writer import Writer
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_writer(request: Request) -> Writer:
+    return request.app.state.writer
+
+
+def read_cursor(request: Request) -> Iterator:
+    cur = request.app.state.writer.reader()
+    try:
+        yield cur
+    finally:
+        cur.close()
+
+
+def require_ingest(request: Request) -> Principal:
+    return authenticate_http(request, roles=("ingest", "admin", "local"))
+
+
+def require_local(request: Request) -> Principal:
+    return authenticate_http(request, roles=("admin", "local"), allow_anonymous=False)
