@@ -66,7 +66,7 @@ class DuckDBWarehouse:
             self.con.register("_cclens_append", data)
             try:
                 cols = ", ".join(f'"{c}"' for c in data.column_names)
-                self._run(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _cclens_append')
+                self._run(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _cclens_append', None)
             finally:
                 self.con.unregister("_cclens_append")
         return data.num_rows

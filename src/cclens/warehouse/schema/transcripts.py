@@ -24,10 +24,18 @@ register("transcripts", [
         generation    INTEGER NOT NULL,
         byte_offset   BIGINT NOT NULL,
         byte_length   INTEGER NOT NULL,
-        record_type   VARCHAR,
+        record_type   VARCHAR,            -- top-level "type"
+        subtype       VARCHAR,            -- attachment.type, system subtype, queue operation
         session_id    VARCHAR,
         line_uuid     VARCHAR,
         ts            TIMESTAMPTZ,
+        agent_id      VARCHAR,
+        is_sidechain  BOOLEAN,
+        cwd           VARCHAR,
+        git_branch    VARCHAR,
+        version       VARCHAR,
+        entrypoint    VARCHAR,
+        prompt_id     VARCHAR,
         raw           JSON,               -- the line; content fields removed unless capture_content
         run_id        VARCHAR,
         ingested_at   TIMESTAMPTZ NOT NULL

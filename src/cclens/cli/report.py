@@ -1,0 +1,151 @@
+"""``cclens report daily|weekly|monthly|sessions|projects|models|quarantine``."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from . import app
+from .context import state
+from .output import FORMAT_OPTION, SINCE_OPTION, TZ_OPTION, UNTIL_OPTION, OutputFormat, render
+
+report_app = typer.Typer(help="Usage and cost reports (shared options: --since --until --tz --format).",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+SOURCE_OPTION = typer.Option("all", "--source", help="all, transcripts or otel: which sources' requests count.")
+BREAKDOWN_OPTION = typer.Option(False, "--breakdown", "-b", help="One line per model under each row.")
+PROJECT_OPTION = typer.Option(None, "--project", help="Only this project (working directory).")
+
+
+def _run(ctx: typer.Context, kind: str, since, until, tz, source, project) -> tuple[list[dict[str, Any]], str]:
+    from ..metrics import usage
+    from ..model.pricing import effective_table
+    from ..timeutil import check_tz, parse_day
+
+    st = state(ctx)
+    settings = st.settings
+    flt = usage.ReportFilter(tz=check_tz(tz, settings.tz), since=parse_day(since, "--since"),
+                             until=parse_day(until, "--until"), source=source, project=project)
+    wh = st.open_warehouse()
+    try:
+        usage.prepare(wh, effective_table(settings))
+        if kind in usage.PERIODS:
+            rows = usage.period_report(wh, kind, flt)
+        elif kind == "sessions":
+            rows = usage.session_report(wh, flt)
+        elif kind == "projects":
+            rows = usage.project_report(wh, flt)
+        else:
+            rows = usage.model_report(wh, flt)
+    finally:
+        wh.close()
+    return rows, flt.tz
+
+
+def _table_rows(rows: list[dict[str, Any]], key: str, breakdown: bool) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        out.append({key: r[key], "models": ", ".join(m["model"] for m in r["models"]),
+                    **{c: r[c] for c in ("input_tokens", "output_tokens", "cache_creation_tokens",
+                                         "cache_read_tokens", "total_tokens", "cost_usd")}})
+        if breakdown:
+            for m in r["models"]:
+                out.append({key: "  └ " + m["model"], "models": "",
+                            **{c: m[c] for c in ("input_tokens", "output_tokens", "cache_creation_tokens",
+                                                 "cache_read_tokens", "total_tokens", "cost_usd")}})
+    return out
+
+
+def _totals_line(rows: list[dict[str, Any]]) -> str:
+    tokens = sum(r["total_tokens"] for r in rows)
+    cost = sum(r["cost_usd"] or 0 for r in rows)
+    unpriced = sorted({m for r in rows for m in r.get("unpriced_models", [])})
+    line = f"total: {tokens:,} tokens · ${cost:,.4f} estimated"
+    if unpriced:
+        line += f" · unpriced (tokens shown, cost unknown): {', '.join(unpriced)}"
+    return line
+
+
+def _period_command(kind: str, key: str):
+    def command(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
+                tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION,
+                breakdown: bool = BREAKDOWN_OPTION, source: str = SOURCE_OPTION,
+                project: Optional[str] = PROJECT_OPTION) -> None:
+        rows, zone = _run(ctx, kind, since, until, tz, source, project)
+        if fmt is OutputFormat.json:
+            render(rows, fmt)
+        elif fmt is OutputFormat.csv and not breakdown:
+            render([{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
+        elif fmt is OutputFormat.csv:
+            render([{key: r[key], **m} for r in rows for m in r["models"]], fmt)
+        else:
+            render(_table_rows(rows, key, breakdown), fmt, title=f"{kind} usage ({zone})",
+                   footer=_totals_line(rows) if rows else None)
+
+    command.__doc__ = f"Tokens and estimated cost per {key} (days follow --tz; default local zone)."
+    return command
+
+
+report_app.command("daily")(_period_command("daily", "date"))
+report_app.command("weekly")(_period_command("weekly", "week"))
+report_app.command("monthly")(_period_command("monthly", "month"))
+
+
+@report_app.command("sessions")
+def sessions(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
+             tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, breakdown: bool = BREAKDOWN_OPTION,
+             source: str = SOURCE_OPTION, project: Optional[str] = PROJECT_OPTION) -> None:
+    """Tokens and estimated cost per session, newest first."""
+    rows, zone = _run(ctx, "sessions", since, until, tz, source, project)
+    if fmt is not OutputFormat.table:
+        render(rows if fmt is OutputFormat.json else [{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
+        return
+    table = [{"session": r["session_id"][:8], "project": _short(r["project"]), "last": (r["last_ts"] or "")[:16],
+              "models": ", ".join(m["model"] for m in r["models"]), "requests": r["requests"],
+              "total_tokens": r["total_tokens"], "cost_usd": r["cost_usd"]} for r in rows]
+    render(table, fmt, title=f"sessions ({zone})", footer=_totals_line(rows) if rows else None)
+
+
+@report_app.command("projects")
+def projects(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
+             tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, source: str = SOURCE_OPTION) -> None:
+    """Tokens and estimated cost per project (working directory)."""
+    rows, zone = _run(ctx, "projects", since, until, tz, source, None)
+    if fmt is not OutputFormat.table:
+        render(rows if fmt is OutputFormat.json else [{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
+        return
+    table = [{"project": r["project"], "sessions": r["sessions"], "last": (r["last_ts"] or "")[:16],
+              "requests": r["requests"], "total_tokens": r["total_tokens"], "cost_usd": r["cost_usd"]} for r in rows]
+    render(table, fmt, title=f"projects ({zone})", footer=_totals_line(rows) if rows else None)
+
+
+@report_app.command("models")
+def models(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
+           tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, source: str = SOURCE_OPTION,
+           project: Optional[str] = PROJECT_OPTION) -> None:
+    """Tokens and estimated cost per model; unpriced models are flagged, never shown as $0."""
+    rows, zone = _run(ctx, "models", since, until, tz, source, project)
+    render(rows, fmt, title=f"models ({zone})")
+
+
+@report_app.command("quarantine")
+def quarantine(ctx: typer.Context, fmt: OutputFormat = FORMAT_OPTION,
+               limit: int = typer.Option(50, "--limit", help="Rows to show.")) -> None:
+    """Lines and records that could not be parsed, with where they came from and why."""
+    st = state(ctx)
+    wh = st.open_warehouse()
+    try:
+        rows = wh.query("""SELECT source, origin, byte_offset, reason, left(raw, 80) AS raw, received_at
+                           FROM quarantine ORDER BY received_at DESC LIMIT ?""", [limit])
+    finally:
+        wh.close()
+    render(rows, fmt, title="quarantine")
+
+
+def _short(path: Any) -> Any:
+    if not path:
+        return path
+    parts = str(path).rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else path

@@ -1,0 +1,45 @@
+"""``cclens run``: what ``make run`` calls — ingest this machine's transcripts, then start what there is."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from .context import state
+
+
+@app.command("run")
+def run(ctx: typer.Context, serve: bool = typer.Option(True, "--serve/--no-serve",
+        help="Start `cclens serve` after ingesting, when available.")) -> None:
+    """Ingest local transcripts and print this month's usage; then serve the dashboard if available."""
+    from ..metrics import usage
+    from ..model.pricing import effective_table
+    from ..sources.transcripts import default_roots, ingest_paths
+    from ..timeutil import check_tz
+    from .output import OutputFormat, render
+
+    st = state(ctx)
+    settings = st.settings
+    typer.echo(f"warehouse: {settings.db}")
+    roots = [r for r in default_roots() if r.is_dir()]
+    typer.echo("transcript folders: " + (", ".join(map(str, roots)) if roots else "none found (nothing to ingest yet)"))
+    wh = st.open_warehouse()
+    try:
+        stats = ingest_paths(wh, list(settings.transcript_paths), host=settings.host,
+                             capture_content=settings.capture_content)
+        typer.echo(f"ingested {stats.files} files, {stats.new_lines} new lines, {stats.new_requests} new requests, "
+                   f"{stats.quarantined} quarantined")
+        usage.prepare(wh, effective_table(settings))
+        rows = usage.period_report(wh, "monthly", usage.ReportFilter(tz=check_tz(None, settings.tz)))
+    finally:
+        wh.close()
+    render([{k: r[k] for k in ("month", "total_tokens", "cost_usd", "unpriced_models")} for r in rows],
+           OutputFormat.table, title="usage by month")
+    try:
+        from . import serve as serve_module  # added by the server work
+    except ImportError:
+        serve_module = None
+    if serve and serve_module is not None and hasattr(serve_module, "serve_forever"):
+        serve_module.serve_forever(settings)
+    else:
+        typer.echo("next: `.venv/bin/cclens report daily` (add --breakdown for models)")

@@ -1,0 +1,1 @@
+"""Named measures over the model, used by every surface (CLI, API, dashboard, MCP)."""

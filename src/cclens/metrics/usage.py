@@ -1,0 +1,179 @@
+"""Token and cost reports over ``api_request``: by day, week, month, session, project and model.
+
+Every function returns plain rows (dicts) ready for any surface. Cost comes from the
+``api_request_cost`` view; a model without a price contributes its tokens, is listed in
+``unpriced_models``, and has ``cost_usd`` None — never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ..errors import QueryError
+from ..model.pricing import PriceTable, sync_model_prices
+
+TOKEN_COLS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+SOURCES = {"all": "TRUE", "transcripts": "from_transcripts", "otel": "from_otel"}
+PERIODS = {
+    "daily": "strftime(timezone(?, ts)::DATE, '%Y-%m-%d')",
+    "weekly": "strftime(date_trunc('week', timezone(?, ts))::DATE, '%Y-%m-%d')",
+    "monthly": "strftime(timezone(?, ts)::DATE, '%Y-%m')",
+}
+PERIOD_KEY = {"daily": "date", "weekly": "week", "monthly": "month"}
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """The shared report options: day range in ``tz`` (inclusive), source, project and session."""
+
+    tz: str = "UTC"
+    since: date | None = None
+    until: date | None = None
+    source: str = "all"
+    project: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        if self.source not in SOURCES:
+            raise QueryError(f"unknown source {self.source!r}; use one of {', '.join(SOURCES)}")
+        clauses = ["ts IS NOT NULL", SOURCES[self.source]]
+        params: list[Any] = []
+        if self.since:
+            clauses.append("timezone(?, ts)::DATE >= ?")
+            params += [self.tz, self.since]
+        if self.until:
+            clauses.append("timezone(?, ts)::DATE <= ?")
+            params += [self.tz, self.until]
+        if self.project:
+            clauses.append("project = ?")
+            params.append(self.project)
+        return " AND ".join(clauses), params
+
+
+def _totals(row: dict[str, Any]) -> dict[str, Any]:
+    out = {c: int(row[c] or 0) for c in TOKEN_COLS}
+    out["total_tokens"] = sum(out.values())
+    out["cost_usd"] = row["cost_usd"]
+    return out
+
+
+def _group(rows: list[dict[str, Any]], key: str, label: str) -> list[dict[str, Any]]:
+    """Fold (key, model) rows into one row per key with a ``models`` list."""
+    grouped: dict[Any, dict[str, Any]] = {}
+    for r in rows:
+        g = grouped.get(r[key])
+        if g is None:
+            g = grouped[r[key]] = {label: r[key], **{c: 0 for c in TOKEN_COLS}, "total_tokens": 0,
+                                   "cost_usd": None, "requests": 0, "unpriced_models": [], "models": []}
+        m = {"model": r["model"], **_totals(r), "requests": int(r["requests"])}
+        g["models"].append(m)
+        for c in (*TOKEN_COLS, "total_tokens", "requests"):
+            g[c] += m[c]
+        if m["cost_usd"] is None:
+            g["unpriced_models"].append(r["model"])
+        else:
+            g["cost_usd"] = (g["cost_usd"] or 0.0) + m["cost_usd"]
+    for g in grouped.values():
+        if g["cost_usd"] is not None:
+            g["cost_usd"] = round(g["cost_usd"], 10)
+        for m in g["models"]:
+            if m["cost_usd"] is not None:
+                m["cost_usd"] = round(m["cost_usd"], 10)
+    return list(grouped.values())
+
+
+def prepare(wh, prices: PriceTable) -> None:
+    """Make sure every model in the warehouse has its price row (cheap; run before a report)."""
+    sync_model_prices(wh, prices)
+
+
+def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
+    """Tokens, cost and requests per day/week/month (in ``flt.tz``), each with a per-model list."""
+    if period not in PERIODS:
+        raise QueryError(f"unknown period {period!r}; use daily, weekly or monthly")
+    where, params = flt.where()
+    rows = wh.query(f"""
+        SELECT {PERIODS[period]} AS k, coalesce(model, 'unknown') AS model,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+               CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
+               count(*) AS requests
+        FROM api_request_cost WHERE {where}
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """, [flt.tz, *params])
+    return _group(rows, "k", PERIOD_KEY[period])
+
+
+def model_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
+    """One row per model over the whole range."""
+    where, params = flt.where()
+    rows = wh.query(f"""
+        SELECT coalesce(model, 'unknown') AS model, any_value(price_key) AS price_key,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+               CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
+               count(*) AS requests, count(*) FILTER (WHERE long_context) AS long_context_requests
+        FROM api_request_cost WHERE {where}
+        GROUP BY 1 ORDER BY cost_usd DESC NULLS LAST, 1
+    """, params)
+    return [{"model": r["model"], "priced_as": r["price_key"], **_totals(r), "requests": int(r["requests"]),
+             "long_context_requests": int(r["long_context_requests"]),
+             "unpriced": r["cost_usd"] is None} for r in rows]
+
+
+def session_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
+    """One row per session: project, host, first/last activity, tokens, cost, models."""
+    where, params = flt.where()
+    rows = wh.query(f"""
+        WITH r AS (SELECT * FROM api_request_cost WHERE {where})
+        SELECT r.session_id AS k, coalesce(r.model, 'unknown') AS model,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+               CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
+               count(*) AS requests
+        FROM r GROUP BY 1, 2 ORDER BY 1, 2
+    """, params)
+    grouped = _group(rows, "k", "session_id")
+    meta = {m["session_id"]: m for m in wh.query("""
+        SELECT s.session_id, s.project, s.host, s.first_ts, s.last_ts, s.git_branch, s.version,
+               s.subagent_count, s.prompt_count FROM session s""")}
+    fallback = {m["session_id"]: m for m in wh.query(f"""
+        SELECT session_id, any_value(project) AS project, any_value(host) AS host, min(ts) AS first_ts,
+               max(ts) AS last_ts FROM api_request WHERE {where} GROUP BY 1""", params)}
+    out = []
+    for g in grouped:
+        m = meta.get(g["session_id"]) or fallback.get(g["session_id"]) or {}
+        out.append({"session_id": g["session_id"], "project": m.get("project"), "host": m.get("host"),
+                    "first_ts": _iso(m.get("first_ts")), "last_ts": _iso(m.get("last_ts")),
+                    "git_branch": m.get("git_branch"), "subagents": m.get("subagent_count"),
+                    "prompts": m.get("prompt_count"), **{k: v for k, v in g.items() if k != "session_id"}})
+    out.sort(key=lambda r: r["last_ts"] or "", reverse=True)
+    return out
+
+
+def project_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
+    """One row per project (working directory): sessions, tokens, cost, last activity."""
+    where, params = flt.where()
+    rows = wh.query(f"""
+        SELECT coalesce(project, 'unknown') AS k, coalesce(model, 'unknown') AS model,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+               CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
+               count(*) AS requests
+        FROM api_request_cost WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2
+    """, params)
+    extra = {r["k"]: r for r in wh.query(f"""
+        SELECT coalesce(project, 'unknown') AS k, count(DISTINCT session_id) AS sessions, max(ts) AS last_ts
+        FROM api_request WHERE {where} GROUP BY 1""", params)}
+    out = []
+    for g in _group(rows, "k", "project"):
+        e = extra.get(g["project"], {})
+        out.append({"project": g["project"], "sessions": e.get("sessions"), "last_ts": _iso(e.get("last_ts")),
+                    **{k: v for k, v in g.items() if k != "project"}})
+    out.sort(key=lambda r: (r["cost_usd"] is None, -(r["cost_usd"] or 0)))
+    return out
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value

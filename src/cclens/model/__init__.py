@@ -1,0 +1,1 @@
+"""Canonical facts and the logic that builds them: pricing, identity, reconciliation."""

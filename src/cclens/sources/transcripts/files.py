@@ -1,0 +1,124 @@
+"""Finding transcript files and reading only what is new in them.
+
+A transcript is append-only JSONL written by Claude Code. We remember per file its identity
+(device:inode), a hash of its first line, and the byte offset up to which every complete line has been
+ingested. :func:`read_new` returns only complete lines after that offset; a trailing partial line is
+left for the next run. A file that shrank, or whose identity or first line changed, was truncated or
+replaced: it is read again from offset 0 under a new *generation* (line keys make that idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+READ_LIMIT = 32 * 1024 * 1024  # bytes read from one file per call; bounds memory on huge files
+
+
+@dataclass(frozen=True)
+class FileCursor:
+    """What has been ingested of one file."""
+
+    path: str
+    file_id: str | None
+    head_hash: str | None
+    generation: int
+    size: int
+    offset: int
+    mtime: float | None = None
+    lines: int = 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Complete lines of one file, starting at ``start_offset`` (``data`` ends with a newline)."""
+
+    path: str
+    file_id: str | None
+    head_hash: str | None
+    generation: int
+    start_offset: int
+    data: bytes
+    size: int
+    mtime: float | None = None
+
+    @property
+    def end_offset(self) -> int:
+        return self.start_offset + len(self.data)
+
+
+def default_roots() -> list[Path]:
+    """The places Claude Code writes transcripts: ``~/.claude/projects``, ``$XDG_CONFIG_HOME/claude/projects``
+    (``~/.config/claude/projects``), and ``<dir>/projects`` for each dir in ``CLAUDE_CONFIG_DIR``
+    (comma separated)."""
+    home = Path.home()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    roots = [home / ".claude" / "projects", xdg / "claude" / "projects", home / ".config" / "claude" / "projects"]
+    for entry in (os.environ.get("CLAUDE_CONFIG_DIR") or "").split(","):
+        entry = entry.strip()
+        if entry:
+            base = Path(entry).expanduser()
+            roots.append(base if base.name == "projects" else base / "projects")
+    return roots
+
+
+def discover(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> list[Path]:
+    """Every transcript file: ``*.jsonl`` under the default roots (when ``include_defaults``) and under
+    each extra path (a folder is searched recursively; a file is taken as is). Subagent transcripts
+    (``<session>/subagents/agent-*.jsonl``) are included. Sorted, without duplicates."""
+    found: dict[str, Path] = {}
+    candidates = (default_roots() if include_defaults else []) + [Path(p).expanduser() for p in extra_paths or []]
+    for root in candidates:
+        if root.is_file():
+            found.setdefault(str(root.resolve()), root.resolve())
+        elif root.is_dir():
+            for path in root.rglob("*.jsonl"):
+                if path.is_file():
+                    found.setdefault(str(path.resolve()), path.resolve())
+    return [found[k] for k in sorted(found)]
+
+
+def _head_hash(fh, size: int) -> str | None:
+    if size == 0:
+        return None
+    fh.seek(0)
+    head = fh.read(min(size, 4096))
+    end = head.find(b"\n")
+    first = head if end < 0 else head[:end]
+    return hashlib.blake2b(first, digest_size=8).hexdigest()
+
+
+def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_LIMIT) -> tuple[Chunk | None, FileCursor]:
+    """The complete lines of ``path`` not covered by ``cursor`` (at most ``limit`` bytes, cut at a line
+    end), and the cursor to store once they are ingested. Returns ``(None, cursor)`` when nothing is new.
+    Raises OSError when the file cannot be read (callers report it and move on)."""
+    p = str(path)
+    with open(p, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        file_id = f"{st.st_dev}:{st.st_ino}"
+        size = st.st_size
+        head = _head_hash(fh, size)
+        if cursor is None:
+            cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=1, size=0, offset=0)
+        elif (cursor.file_id not in (None, file_id) or size < cursor.offset
+              or (cursor.head_hash is not None and head != cursor.head_hash)):
+            # Replaced or truncated: start again from the top under a new generation.
+            cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=cursor.generation + 1,
+                                size=0, offset=0)
+        if size <= cursor.offset:
+            return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id)
+        fh.seek(cursor.offset)
+        data = fh.read(min(size - cursor.offset, limit))
+    end = data.rfind(b"\n")
+    if end < 0:
+        if len(data) >= limit:  # one line longer than the limit: read it whole rather than stall
+            return read_new(path, cursor, limit=limit * 4)
+        return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id, head_hash=head)
+    data = data[: end + 1]
+    chunk = Chunk(path=p, file_id=file_id, head_hash=head, generation=cursor.generation,
+                  start_offset=cursor.offset, data=data, size=size, mtime=st.st_mtime)
+    new_cursor = replace(cursor, file_id=file_id, head_hash=head, size=size, offset=chunk.end_offset,
+                         mtime=st.st_mtime, lines=cursor.lines + data.count(b"\n"))
+    return chunk, new_cursor

@@ -1,0 +1,368 @@
+"""Loading transcript lines into landing and the model, in one transaction per batch.
+
+Python only splits bytes into lines and records offsets; DuckDB's JSON reader (yyjson, vectorised,
+multi-threaded) parses every line once into the typed envelope below. Per batch:
+
+1. lines that are not UTF-8, not JSON, or not a JSON object go to ``quarantine`` with file and offset;
+2. every other line lands in ``landing_transcript_line`` once per line key (``sessionId:uuid``, or a
+   hash of the line when it has no uuid), content fields removed unless content capture is on;
+3. assistant lines with usage become ``api_request`` rows keyed by request id: the several lines of
+   one reply (one per content block) and copies in other files count once, keeping the largest usage;
+   a sidechain replay of a message under another request id is dropped (as ccusage does);
+4. prompts, tool uses and tool results are modelled, and the sessions touched are rebuilt;
+5. the file cursors advance, in the same transaction, so a crash leaves no half-ingested batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import accumulate
+from typing import Iterable
+
+import pyarrow as pa
+
+from ...model.pricing import normalise_model  # noqa: F401  (documented counterpart of model_norm below)
+from .files import Chunk, FileCursor
+
+# The envelope DuckDB extracts from each line. Unknown keys are ignored here but kept in landing;
+# wrong types become NULL instead of failing the line.
+ENVELOPE = """{
+ "type":"VARCHAR","subtype":"VARCHAR","operation":"VARCHAR","uuid":"VARCHAR",
+ "sessionId":"VARCHAR","session_id":"VARCHAR","timestamp":"VARCHAR","isSidechain":"BOOLEAN",
+ "agentId":"VARCHAR","cwd":"VARCHAR","gitBranch":"VARCHAR","version":"VARCHAR","entrypoint":"VARCHAR",
+ "promptId":"VARCHAR","requestId":"VARCHAR","isApiErrorMessage":"BOOLEAN","isMeta":"BOOLEAN",
+ "isCompactSummary":"BOOLEAN","attachment":{"type":"VARCHAR"},
+ "message":{"id":"VARCHAR","model":"VARCHAR","role":"VARCHAR",
+   "content":[{"type":"VARCHAR","id":"VARCHAR","name":"VARCHAR","tool_use_id":"VARCHAR","is_error":"BOOLEAN"}],
+   "usage":{"input_tokens":"BIGINT","output_tokens":"BIGINT","cache_creation_input_tokens":"BIGINT",
+            "cache_read_input_tokens":"BIGINT","speed":"VARCHAR","service_tier":"VARCHAR",
+            "cache_creation":{"ephemeral_5m_input_tokens":"BIGINT","ephemeral_1h_input_tokens":"BIGINT"}}}
+}"""
+
+# Content fields removed from landing unless content capture is on (prompts, responses, tool
+# inputs and outputs, file contents in attachments). RFC 7386 merge patch: null deletes the key.
+CONTENT_PATCH = ('{"message":{"content":null},"toolUseResult":null,"content":null,"lastPrompt":null,'
+                 '"summary":null,"attachment":{"content":null,"stdout":null,"stderr":null,"addedLines":null,'
+                 '"prompt":null,"file":null,"snippet":null},"snapshot":null}')
+
+QUARANTINE_RAW_LIMIT = 4096
+
+
+@dataclass
+class IngestStats:
+    """What one ingest did. ``quarantined`` lines are stored with their reason, never dropped."""
+
+    files: int = 0
+    bytes: int = 0
+    lines: int = 0
+    new_lines: int = 0
+    new_requests: int = 0
+    updated_requests: int = 0
+    quarantined: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: "IngestStats") -> None:
+        for name in ("files", "bytes", "lines", "new_lines", "new_requests", "updated_requests", "quarantined"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+def _batch_table(chunks: Iterable[Chunk]) -> pa.Table:
+    paths: list[str] = []
+    gens: list[int] = []
+    offsets: list[int] = []
+    lengths: list[int] = []
+    lines: list[bytes] = []
+    for chunk in chunks:
+        parts = chunk.data.split(b"\n")
+        parts.pop()  # data ends with a newline: the last part is empty
+        lens = list(map(len, parts))
+        starts = list(accumulate((n + 1 for n in lens[:-1]), initial=chunk.start_offset))
+        n = len(parts)
+        paths.extend([chunk.path] * n)
+        gens.extend([chunk.generation] * n)
+        offsets.extend(starts)
+        lengths.extend(lens)
+        lines.extend(parts)
+    return pa.table({
+        "path": pa.array(paths, pa.string()),
+        "generation": pa.array(gens, pa.int32()),
+        "byte_offset": pa.array(offsets, pa.int64()),
+        "byte_length": pa.array(lengths, pa.int32()),
+        "line": pa.array(lines, pa.binary()),
+    })
+
+
+def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
+                  cursors: list[FileCursor] | None = None, run_id: str | None = None) -> IngestStats:
+    """Land and model ``chunks`` (complete lines from one host) in one transaction.
+
+    Idempotent: the same lines ingested again (from the same or another file, by a local ingest or a
+    shipper) change nothing. ``cursors``, when given, are stored in ``transcript_file`` in the same
+    transaction; otherwise a cursor is derived from each chunk's end.
+    """
+    stats = IngestStats(files=len({c.path for c in chunks}), bytes=sum(len(c.data) for c in chunks))
+    run_id = run_id or uuid.uuid4().hex
+    now = datetime.now(timezone.utc)
+    batch = _batch_table(chunks)
+    stats.lines = batch.num_rows
+    if cursors is None:
+        cursors = [FileCursor(path=c.path, file_id=c.file_id, head_hash=c.head_hash, generation=c.generation,
+                              size=c.size, offset=c.end_offset, mtime=c.mtime,
+                              lines=0) for c in chunks]
+    wh.register("_tl_in", batch)
+    try:
+        with wh.transaction():
+            _parse(wh)
+            stats.quarantined = _quarantine(wh, host, run_id)
+            stats.new_lines = _land(wh, host, run_id, now, capture_content)
+            stats.new_requests, stats.updated_requests = _model_requests(wh, host, now)
+            _model_prompts_and_tools(wh, host, capture_content)
+            _rebuild_sessions(wh, now)
+            _store_cursors(wh, host, cursors, now)
+    finally:
+        wh.unregister("_tl_in")
+        for name in ("_tl_parsed", "_tl_new", "_tl_req", "_tl_sessions"):
+            wh.execute(f"DROP TABLE IF EXISTS {name}")
+    return stats
+
+
+def _parse(wh) -> None:
+    wh.execute(f"""
+    CREATE OR REPLACE TEMP TABLE _tl_parsed AS
+    WITH d AS (
+        SELECT path, generation, byte_offset, byte_length, line AS bin,
+               rtrim(try(decode(line)), chr(13)) AS txt
+        FROM _tl_in
+    ), p AS (
+        SELECT *, CASE WHEN txt IS NOT NULL THEN try(from_json(txt, '{ENVELOPE.replace(chr(10), '')}')) END AS j
+        FROM d
+        WHERE txt IS NULL OR trim(txt) <> ''
+    )
+    SELECT *,
+        CASE WHEN txt IS NULL THEN 'invalid UTF-8'
+             WHEN j IS NULL THEN 'invalid JSON'
+             WHEN j.type IS NULL AND json_type(txt) <> 'OBJECT' THEN 'not a JSON object'
+        END AS bad
+    FROM p
+    """)
+
+
+def _quarantine(wh, host: str, run_id: str) -> int:
+    n = wh.scalar("SELECT count(*) FROM _tl_parsed WHERE bad IS NOT NULL")
+    if n:
+        wh.execute(f"""
+        INSERT INTO quarantine (source, origin, byte_offset, reason, raw, host, run_id)
+        SELECT 'transcripts', path, byte_offset, bad,
+               left(coalesce(txt, CAST(bin AS VARCHAR)), {QUARANTINE_RAW_LIMIT}), ?, ?
+        FROM _tl_parsed q
+        WHERE bad IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM quarantine x WHERE x.source = 'transcripts' AND x.host = ?
+                          AND x.origin = q.path AND x.byte_offset = q.byte_offset AND x.reason = q.bad)
+        """, [host, run_id, host])
+    return int(n or 0)
+
+
+def _land(wh, host: str, run_id: str, now: datetime, capture_content: bool) -> int:
+    raw = "txt" if capture_content else f"json_merge_patch(txt, '{CONTENT_PATCH}')"
+    wh.execute(f"""
+    CREATE OR REPLACE TEMP TABLE _tl_new AS
+    SELECT * FROM (
+        SELECT *, row_number() OVER (PARTITION BY line_key ORDER BY path, generation, byte_offset) AS rn
+        FROM (
+            SELECT p.*, coalesce(j.sessionId, j.session_id, '') || ':' ||
+                        coalesce(j.uuid, 'h:' || md5(txt)) AS line_key
+            FROM _tl_parsed p WHERE bad IS NULL
+        )
+    ) n
+    WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM landing_transcript_line l WHERE l.line_key = n.line_key)
+    """)
+    wh.execute(f"""
+    INSERT INTO landing_transcript_line
+    SELECT line_key, ?, path, generation, byte_offset, byte_length,
+           j.type, coalesce(j.attachment.type, j.subtype, j.operation),
+           coalesce(j.sessionId, j.session_id), j.uuid, try_cast(j.timestamp AS TIMESTAMPTZ),
+           j.agentId, j.isSidechain, j.cwd, j.gitBranch, j.version, j.entrypoint, j.promptId,
+           {raw}, ?, ?
+    FROM _tl_new
+    """, [host, run_id, now])
+    return int(wh.scalar("SELECT count(*) FROM _tl_new") or 0)
+
+
+def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
+    # Candidates: assistant lines with usage from newly landed lines, excluding synthetic/API-error
+    # messages. One reply is several lines; keep per request the largest usage, non-sidechain first.
+    wh.execute("""
+    CREATE OR REPLACE TEMP TABLE _tl_req AS
+    SELECT * FROM (
+        SELECT *, row_number() OVER (PARTITION BY request_key
+                   ORDER BY total DESC, coalesce(is_sidechain, false), ts, path, byte_offset) AS rn
+        FROM (
+            SELECT coalesce(j.requestId, 'msg:' || j.message.id, 'line:' || line_key) AS request_key,
+                   j.requestId AS request_id, j.message.id AS message_id,
+                   coalesce(j.sessionId, j.session_id) AS session_id, j.agentId AS agent_id,
+                   j.isSidechain AS is_sidechain, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts,
+                   regexp_replace(trim(j.message.model), '\\[[^\\]]*\\]$', '') AS model, j.message.model AS model_raw,
+                   greatest(coalesce(j.message.usage.input_tokens, 0), 0) AS input_tokens,
+                   greatest(coalesce(j.message.usage.output_tokens, 0), 0) AS output_tokens,
+                   greatest(coalesce(j.message.usage.cache_creation_input_tokens, 0), 0) AS cache_creation_tokens,
+                   j.message.usage.cache_creation.ephemeral_5m_input_tokens AS cache_creation_5m_tokens,
+                   j.message.usage.cache_creation.ephemeral_1h_input_tokens AS cache_creation_1h_tokens,
+                   greatest(coalesce(j.message.usage.cache_read_input_tokens, 0), 0) AS cache_read_tokens,
+                   j.message.usage.speed AS speed, j.message.usage.service_tier AS service_tier,
+                   j.cwd AS cwd, j.gitBranch AS git_branch, j.version AS version, j.promptId AS prompt_id,
+                   path, byte_offset,
+                   coalesce(j.message.usage.input_tokens, 0) + coalesce(j.message.usage.output_tokens, 0)
+                     + coalesce(j.message.usage.cache_creation_input_tokens, 0)
+                     + coalesce(j.message.usage.cache_read_input_tokens, 0) AS total
+            FROM _tl_new
+            WHERE j.type = 'assistant' AND j.message.usage IS NOT NULL
+              AND coalesce(j.isApiErrorMessage, false) = false
+              AND coalesce(j.message.model, '') <> '<synthetic>'
+        )
+    ) WHERE rn = 1
+    """)
+    # A sidechain replay: the same message under another request id (first one wins).
+    wh.execute("""
+    DELETE FROM _tl_req r WHERE message_id IS NOT NULL AND (
+        EXISTS (SELECT 1 FROM api_request a WHERE a.message_id = r.message_id AND a.request_key <> r.request_key)
+        OR EXISTS (SELECT 1 FROM _tl_req o WHERE o.message_id = r.message_id AND o.request_key <> r.request_key
+                   AND (o.ts, o.path, o.byte_offset) < (r.ts, r.path, r.byte_offset)))
+    """)
+    updated = wh.scalar("""
+    SELECT count(*) FROM _tl_req r JOIN api_request a USING (request_key)
+    WHERE NOT a.from_transcripts OR r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
+    """) or 0
+    wh.execute("""
+    UPDATE api_request a SET
+        input_tokens = CASE WHEN r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
+                            THEN r.input_tokens ELSE a.input_tokens END,
+        output_tokens = CASE WHEN r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
+                            THEN r.output_tokens ELSE a.output_tokens END,
+        cache_creation_tokens = CASE WHEN r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
+                            THEN r.cache_creation_tokens ELSE a.cache_creation_tokens END,
+        cache_read_tokens = CASE WHEN r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
+                            THEN r.cache_read_tokens ELSE a.cache_read_tokens END,
+        cache_creation_5m_tokens = coalesce(r.cache_creation_5m_tokens, a.cache_creation_5m_tokens),
+        cache_creation_1h_tokens = coalesce(r.cache_creation_1h_tokens, a.cache_creation_1h_tokens),
+        message_id = coalesce(a.message_id, r.message_id), session_id = coalesce(a.session_id, r.session_id),
+        agent_id = coalesce(a.agent_id, r.agent_id), is_sidechain = coalesce(a.is_sidechain, r.is_sidechain),
+        ts = coalesce(a.ts, r.ts), model = coalesce(a.model, r.model), model_raw = coalesce(a.model_raw, r.model_raw),
+        speed = coalesce(r.speed, a.speed), service_tier = coalesce(r.service_tier, a.service_tier),
+        host = coalesce(a.host, ?), cwd = coalesce(a.cwd, r.cwd), project = coalesce(a.project, r.cwd),
+        git_branch = coalesce(a.git_branch, r.git_branch), version = coalesce(a.version, r.version),
+        prompt_id = coalesce(a.prompt_id, r.prompt_id), from_transcripts = true,
+        origin_path = coalesce(a.origin_path, r.path), origin_offset = coalesce(a.origin_offset, r.byte_offset),
+        updated_at = ?
+    FROM _tl_req r
+    WHERE a.request_key = r.request_key
+      AND (NOT a.from_transcripts OR r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens)
+    """, [host, now])
+    new = wh.scalar("SELECT count(*) FROM _tl_req r WHERE NOT EXISTS (SELECT 1 FROM api_request a WHERE a.request_key = r.request_key)") or 0
+    wh.execute("""
+    INSERT INTO api_request (request_key, request_id, message_id, session_id, agent_id, is_sidechain, ts, model,
+        model_raw, input_tokens, output_tokens, cache_creation_tokens, cache_creation_5m_tokens,
+        cache_creation_1h_tokens, cache_read_tokens, speed, service_tier, host, cwd, project, git_branch, version,
+        prompt_id, from_transcripts, origin_path, origin_offset, updated_at)
+    SELECT request_key, request_id, message_id, session_id, agent_id, is_sidechain, ts, model, model_raw,
+        input_tokens, output_tokens, cache_creation_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens,
+        cache_read_tokens, speed, service_tier, ?, cwd, cwd, git_branch, version, prompt_id, true, path,
+        byte_offset, ?
+    FROM _tl_req r WHERE NOT EXISTS (SELECT 1 FROM api_request a WHERE a.request_key = r.request_key)
+    """, [host, now])
+    wh.execute("DROP TABLE IF EXISTS _tl_req")
+    return int(new), int(updated)
+
+
+def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
+    text = "json_extract_string(txt, '$.message.content')" if capture_content else "NULL"
+    # A prompt is a user line whose content is text (not tool results) and not injected by Claude Code.
+    wh.execute(f"""
+    INSERT INTO prompt (prompt_id, session_id, ts, host, length, source, text)
+    SELECT prompt_id, session_id, ts, ?, length, 'transcripts', text FROM (
+        SELECT coalesce(j.promptId, j.uuid) AS prompt_id, coalesce(j.sessionId, j.session_id) AS session_id,
+               try_cast(j.timestamp AS TIMESTAMPTZ) AS ts,
+               length(json_extract_string(txt, '$.message.content')) AS length, {text} AS text,
+               row_number() OVER (PARTITION BY coalesce(j.promptId, j.uuid) ORDER BY j.timestamp) AS rn
+        FROM _tl_new
+        WHERE j.type = 'user' AND NOT coalesce(j.isMeta, false) AND NOT coalesce(j.isCompactSummary, false)
+          AND coalesce(j.promptId, j.uuid) IS NOT NULL
+          AND (j.message.content IS NULL OR len(list_filter(j.message.content, lambda x: x.type = 'tool_result')) = 0)
+          AND json_type(txt, '$.message.content') IN ('VARCHAR', 'ARRAY')
+    ) n
+    WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM prompt p WHERE p.prompt_id = n.prompt_id AND p.source = 'transcripts')
+    """, [host])
+    wh.execute("""
+    INSERT INTO tool_use (tool_use_id, session_id, request_key, agent_id, ts, tool_name, source)
+    SELECT tool_use_id, session_id, request_key, agent_id, ts, tool_name, 'transcripts' FROM (
+        SELECT b.id AS tool_use_id, session_id, request_key, agent_id, ts, b.name AS tool_name,
+               row_number() OVER (PARTITION BY b.id ORDER BY ts) AS rn
+        FROM (
+            SELECT unnest(j.message.content) AS b, coalesce(j.sessionId, j.session_id) AS session_id,
+                   coalesce(j.requestId, 'msg:' || j.message.id) AS request_key, j.agentId AS agent_id,
+                   try_cast(j.timestamp AS TIMESTAMPTZ) AS ts
+            FROM _tl_new WHERE j.type = 'assistant' AND j.message.content IS NOT NULL
+        ) WHERE b.type = 'tool_use' AND b.id IS NOT NULL
+    ) n
+    WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM tool_use t WHERE t.tool_use_id = n.tool_use_id AND t.source = 'transcripts')
+    """)
+    wh.execute("""
+    UPDATE tool_use t SET result_ts = r.ts, is_error = r.is_error
+    FROM (
+        SELECT b.tool_use_id, any_value(coalesce(b.is_error, false)) AS is_error, min(ts) AS ts FROM (
+            SELECT unnest(j.message.content) AS b, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts
+            FROM _tl_new WHERE j.type = 'user' AND j.message.content IS NOT NULL
+        ) WHERE b.type = 'tool_result' AND b.tool_use_id IS NOT NULL GROUP BY 1
+    ) r
+    WHERE t.tool_use_id = r.tool_use_id AND t.source = 'transcripts' AND t.result_ts IS NULL
+    """)
+
+
+def _rebuild_sessions(wh, now: datetime) -> None:
+    wh.execute("""
+    CREATE OR REPLACE TEMP TABLE _tl_sessions AS
+    SELECT DISTINCT coalesce(j.sessionId, j.session_id) AS session_id FROM _tl_new
+    WHERE coalesce(j.sessionId, j.session_id) IS NOT NULL
+    """)
+    wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
+    wh.execute("""
+    INSERT INTO session
+    SELECT l.session_id, any_value(l.host), min(l.ts), max(l.ts),
+           arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
+           arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
+           arg_max(l.git_branch, l.ts) FILTER (WHERE l.git_branch IS NOT NULL),
+           max(l.version), arg_min(l.entrypoint, l.ts) FILTER (WHERE l.entrypoint IS NOT NULL),
+           min(l.path) FILTER (WHERE l.agent_id IS NULL AND NOT coalesce(l.is_sidechain, false)),
+           count(DISTINCT l.agent_id),
+           count(DISTINCT l.prompt_id) FILTER (WHERE l.record_type = 'user'),
+           count(*), ?
+    FROM landing_transcript_line l
+    WHERE l.session_id IN (SELECT session_id FROM _tl_sessions)
+    GROUP BY l.session_id
+    """, [now])
+    wh.execute("DROP TABLE IF EXISTS _tl_sessions")
+    wh.execute("DROP TABLE IF EXISTS _tl_new")
+
+
+def _store_cursors(wh, host: str, cursors: list[FileCursor], now: datetime) -> None:
+    latest: dict[str, FileCursor] = {}
+    for c in cursors:
+        latest[c.path] = c
+    for c in latest.values():
+        wh.execute("""
+        INSERT INTO transcript_file (host, path, file_id, head_hash, generation, size, byte_offset, mtime, lines, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (host, path) DO UPDATE SET file_id = excluded.file_id, head_hash = excluded.head_hash,
+            generation = excluded.generation, size = excluded.size, byte_offset = excluded.byte_offset,
+            mtime = excluded.mtime, lines = excluded.lines, updated_at = excluded.updated_at
+        """, [host, c.path, c.file_id, c.head_hash, c.generation, c.size, c.offset, c.mtime, c.lines, now])
+
+
+def load_cursors(wh, host: str) -> dict[str, FileCursor]:
+    """The stored cursors of ``host``, by path."""
+    rows = wh.query("SELECT * FROM transcript_file WHERE host = ?", [host])
+    return {r["path"]: FileCursor(path=r["path"], file_id=r["file_id"], head_hash=r["head_hash"],
+                                  generation=r["generation"], size=r["size"], offset=r["byte_offset"],
+                                  mtime=r["mtime"], lines=r["lines"]) for r in rows}
