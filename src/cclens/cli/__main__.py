@@ -1,0 +1,7 @@
+"""``python -m cclens.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

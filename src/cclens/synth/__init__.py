@@ -1,0 +1,1 @@
+"""Generators of realistic synthetic data (transcripts, …) for tests, benchmarks and the demo."""
