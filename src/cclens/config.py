@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,11 @@ class Settings(BaseSettings):
     anthropic_admin_key: SecretStr | None = None
     anthropic_analytics_key: SecretStr | None = None
     anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_sync_start: date | None = None  # first backfill starts here (default: 90 days ago)
+    anthropic_usage_bucket_width: str = "1h"  # 1m | 1h | 1d
+    anthropic_usage_group_by: list[str] | None = None  # None = model, workspace, key, tier, window, geo, account
+    anthropic_enterprise_lag_days: int = 1  # latest Enterprise day asked = (now - 10h).date() - this
+    anthropic_enterprise_lookback_days: int = 90  # the Enterprise API's rolling window (0 = no limit)
 
     # Engineering data
     github_token: SecretStr | None = None
