@@ -29,7 +29,8 @@ register("hooks", [
         host          VARCHAR,              -- sent by the shim; NULL for HTTP hooks
         remote_addr   VARCHAR,
         raw           JSON,                 -- the payload; content fields removed unless capture_content
-        omitted       VARCHAR[]             -- names of the content fields removed
+        omitted       VARCHAR[],            -- names of the content fields removed
+        content_length INTEGER              -- length of the event's text (prompt, summary, delta …)
     );
     CREATE TABLE IF NOT EXISTS hook_session (
         session_id          VARCHAR PRIMARY KEY,
