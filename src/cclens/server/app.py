@@ -77,11 +77,14 @@ def _load_router_modules(names: list[str]) -> list[Any]:
 
 def create_app(settings: Settings, warehouse: Any, *, writer: Writer | None = None,
                require_auth: bool | None = None, local_token: str | None = None,
-               router_modules: list[str] | None = None) -> FastAPI:
+               router_modules: list[str] | None = None, grpc_port: int | None = None,
+               otlp_options: dict[str, Any] | None = None) -> FastAPI:
     """Build the app serving ``warehouse`` (opened and migrated by the caller, closed by the caller).
 
     ``require_auth`` defaults to "the bind host is not loopback" (or ``server_require_auth``).
     ``local_token`` is the per-run token of the local CLI (see :mod:`cclens.server.auth`).
+    ``grpc_port`` (non-zero) also starts OTLP/gRPC on that port; ``otlp_options`` are passed to
+    :class:`~cclens.server.otlp_ingest.OtlpIngest` (limits, spool directory).
     """
     writer = writer or Writer(warehouse)
     if require_auth is None:
@@ -119,6 +122,7 @@ def create_app(settings: Settings, warehouse: Any, *, writer: Writer | None = No
     app.state.authenticator = Authenticator(db_lookup(writer.reader), require=require_auth,
                                             local_token=local_token)
     app.state.health: dict[str, Callable[[], Any]] = {}
+    app.state.otlp_options = dict(otlp_options or {})
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -138,4 +142,8 @@ def create_app(settings: Settings, warehouse: Any, *, writer: Writer | None = No
         if setup:
             setup(app)
         app.include_router(mod.router)
+    if grpc_port:
+        from .otlp_grpc import setup_grpc
+
+        setup_grpc(app, settings.server_host, grpc_port)
     return app
