@@ -18,9 +18,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import accumulate
 from typing import Iterable
 
+import numpy as np
 import pyarrow as pa
 
 from ...model.pricing import normalise_model  # noqa: F401  (documented counterpart of model_norm below)
@@ -69,30 +69,57 @@ class IngestStats:
         self.errors.extend(other.errors)
 
 
+def _chunk_arrays(chunk: Chunk) -> dict[str, pa.Array]:
+    """Zero-copy Arrow view of a chunk: one binary value per line (newline included; JSON allows the
+    trailing whitespace), with its byte offset in the file. Finding newlines is numpy's memchr-speed scan."""
+    data = chunk.data
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10).astype(np.int64) + 1          # one past each newline
+    starts = np.concatenate(([0], ends[:-1]))
+    n = len(ends)
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    lines = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return {
+        "path": pa.array([chunk.path] * n if n < 64 else np.full(n, chunk.path, dtype=object), pa.string()),
+        "generation": pa.array(np.full(n, chunk.generation, dtype=np.int32)),
+        "byte_offset": pa.array(starts + chunk.start_offset),
+        "byte_length": pa.array((ends - starts - 1).astype(np.int32)),
+        "line": lines,
+    }
+
+
 def _batch_table(chunks: Iterable[Chunk]) -> pa.Table:
-    paths: list[str] = []
-    gens: list[int] = []
-    offsets: list[int] = []
-    lengths: list[int] = []
-    lines: list[bytes] = []
-    for chunk in chunks:
-        parts = chunk.data.split(b"\n")
-        parts.pop()  # data ends with a newline: the last part is empty
-        lens = list(map(len, parts))
-        starts = list(accumulate((n + 1 for n in lens[:-1]), initial=chunk.start_offset))
-        n = len(parts)
-        paths.extend([chunk.path] * n)
-        gens.extend([chunk.generation] * n)
-        offsets.extend(starts)
-        lengths.extend(lens)
-        lines.extend(parts)
-    return pa.table({
-        "path": pa.array(paths, pa.string()),
-        "generation": pa.array(gens, pa.int32()),
-        "byte_offset": pa.array(offsets, pa.int64()),
-        "byte_length": pa.array(lengths, pa.int32()),
-        "line": pa.array(lines, pa.binary()),
-    })
+    """The lines of ``chunks`` as an Arrow table (path, generation, byte_offset, byte_length, txt, bad_raw).
+
+    ``txt`` is the line as UTF-8 text; a line that is not valid UTF-8 has ``txt`` NULL and its bytes,
+    escaped, in ``bad_raw`` (for the quarantine)."""
+    parts = [_chunk_arrays(c) for c in chunks if c.data]
+    if not parts:
+        return pa.table({"path": pa.array([], pa.string()), "generation": pa.array([], pa.int32()),
+                         "byte_offset": pa.array([], pa.int64()), "byte_length": pa.array([], pa.int32()),
+                         "txt": pa.array([], pa.string()), "bad_raw": pa.array([], pa.string())})
+    cols: dict[str, pa.ChunkedArray] = {}
+    for name in ("path", "generation", "byte_offset", "byte_length"):
+        cols[name] = pa.chunked_array([p[name] for p in parts])
+    txt_parts, bad_parts = [], []
+    for p in parts:
+        try:
+            txt_parts.append(p["line"].cast(pa.string()))
+            bad_parts.append(pa.nulls(len(p["line"]), pa.string()))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            txt, bad = [], []
+            for raw in p["line"].to_pylist():
+                try:
+                    txt.append(raw.decode("utf-8"))
+                    bad.append(None)
+                except UnicodeDecodeError:
+                    txt.append(None)
+                    bad.append(raw.rstrip(b"\n").decode("utf-8", "backslashreplace"))
+            txt_parts.append(pa.array(txt, pa.string()))
+            bad_parts.append(pa.array(bad, pa.string()))
+    cols["txt"] = pa.chunked_array(txt_parts)
+    cols["bad_raw"] = pa.chunked_array(bad_parts)
+    return pa.table(cols)
 
 
 def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
@@ -115,9 +142,9 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
     wh.register("_tl_in", batch)
     try:
         with wh.transaction():
-            _parse(wh)
+            _parse(wh, capture_content)
             stats.quarantined = _quarantine(wh, host, run_id)
-            stats.new_lines = _land(wh, host, run_id, now, capture_content)
+            stats.new_lines = _land(wh, host, run_id, now)
             stats.new_requests, stats.updated_requests = _model_requests(wh, host, now)
             _model_prompts_and_tools(wh, host, capture_content)
             _rebuild_sessions(wh, now)
@@ -129,24 +156,32 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
     return stats
 
 
-def _parse(wh) -> None:
+def _parse(wh, capture_content: bool) -> None:
+    # One pass over the bytes: json_valid is a fast validating scan; from_json parses valid lines once
+    # into the envelope; the landing form (content removed) and the line key are computed here too, so
+    # the line text itself is never materialised twice.
+    raw = "txt" if capture_content else f"json_merge_patch(txt, '{CONTENT_PATCH}')"
+    text = "json_extract_string(txt, '$.message.content')"
     wh.execute(f"""
     CREATE OR REPLACE TEMP TABLE _tl_parsed AS
-    WITH d AS (
-        SELECT path, generation, byte_offset, byte_length, line AS bin,
-               rtrim(try(decode(line)), chr(13)) AS txt
-        FROM _tl_in
-    ), p AS (
-        SELECT *, CASE WHEN txt IS NOT NULL THEN try(from_json(txt, '{ENVELOPE.replace(chr(10), '')}')) END AS j
-        FROM d
-        WHERE txt IS NULL OR trim(txt) <> ''
+    SELECT path, generation, byte_offset, byte_length, bad,
+           CASE WHEN bad IS NOT NULL THEN left(coalesce(txt, bad_raw), {QUARANTINE_RAW_LIMIT}) END AS bad_text,
+           j,
+           CASE WHEN bad IS NULL THEN coalesce(j.sessionId, j.session_id, '') || ':' ||
+                CASE WHEN j.uuid IS NULL THEN 'h:' || md5(txt) ELSE j.uuid END END AS line_key,
+           CASE WHEN bad IS NULL THEN {raw} END AS raw,
+           CASE WHEN j.type = 'user' AND j.message.content IS NULL THEN {text} END AS prompt_text
+    FROM (
+        SELECT *, CASE WHEN bad IS NULL THEN from_json(txt, '{ENVELOPE.replace(chr(10), '')}') END AS j
+        FROM (
+            SELECT *, CASE WHEN txt IS NULL THEN 'invalid UTF-8'
+                           WHEN NOT json_valid(txt) THEN (CASE WHEN trim(txt, ' \t\r\n') = '' THEN 'blank' ELSE 'invalid JSON' END)
+                           WHEN left(ltrim(txt, ' \t\r\n'), 1) <> '{{' THEN 'not a JSON object'
+                      END AS bad
+            FROM _tl_in
+        )
     )
-    SELECT *,
-        CASE WHEN txt IS NULL THEN 'invalid UTF-8'
-             WHEN j IS NULL THEN 'invalid JSON'
-             WHEN j.type IS NULL AND json_type(txt) <> 'OBJECT' THEN 'not a JSON object'
-        END AS bad
-    FROM p
+    WHERE bad IS DISTINCT FROM 'blank'
     """)
 
 
@@ -156,7 +191,7 @@ def _quarantine(wh, host: str, run_id: str) -> int:
         wh.execute(f"""
         INSERT INTO quarantine (source, origin, byte_offset, reason, raw, host, run_id)
         SELECT 'transcripts', path, byte_offset, bad,
-               left(coalesce(txt, CAST(bin AS VARCHAR)), {QUARANTINE_RAW_LIMIT}), ?, ?
+               bad_text, ?, ?
         FROM _tl_parsed q
         WHERE bad IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM quarantine x WHERE x.source = 'transcripts' AND x.host = ?
@@ -165,19 +200,14 @@ def _quarantine(wh, host: str, run_id: str) -> int:
     return int(n or 0)
 
 
-def _land(wh, host: str, run_id: str, now: datetime, capture_content: bool) -> int:
-    raw = "txt" if capture_content else f"json_merge_patch(txt, '{CONTENT_PATCH}')"
-    wh.execute(f"""
+def _land(wh, host: str, run_id: str, now: datetime) -> int:
+    # New lines: first occurrence of each key in the batch, and not landed before.
+    wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_new AS
-    SELECT * FROM (
-        SELECT *, row_number() OVER (PARTITION BY line_key ORDER BY path, generation, byte_offset) AS rn
-        FROM (
-            SELECT p.*, coalesce(j.sessionId, j.session_id, '') || ':' ||
-                        coalesce(j.uuid, 'h:' || md5(txt)) AS line_key
-            FROM _tl_parsed p WHERE bad IS NULL
-        )
-    ) n
-    WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM landing_transcript_line l WHERE l.line_key = n.line_key)
+    SELECT * FROM _tl_parsed n
+    WHERE bad IS NULL
+      AND NOT EXISTS (SELECT 1 FROM landing_transcript_line l WHERE l.line_key = n.line_key)
+    QUALIFY row_number() OVER (PARTITION BY line_key ORDER BY path, generation, byte_offset) = 1
     """)
     wh.execute(f"""
     INSERT INTO landing_transcript_line
@@ -185,7 +215,7 @@ def _land(wh, host: str, run_id: str, now: datetime, capture_content: bool) -> i
            j.type, coalesce(j.attachment.type, j.subtype, j.operation),
            coalesce(j.sessionId, j.session_id), j.uuid, try_cast(j.timestamp AS TIMESTAMPTZ),
            j.agentId, j.isSidechain, j.cwd, j.gitBranch, j.version, j.entrypoint, j.promptId,
-           {raw}, ?, ?
+           raw, ?, ?
     FROM _tl_new
     """, [host, run_id, now])
     return int(wh.scalar("SELECT count(*) FROM _tl_new") or 0)
@@ -277,20 +307,20 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
 
 
 def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
-    text = "json_extract_string(txt, '$.message.content')" if capture_content else "NULL"
+    text = "prompt_text" if capture_content else "NULL"
     # A prompt is a user line whose content is text (not tool results) and not injected by Claude Code.
     wh.execute(f"""
     INSERT INTO prompt (prompt_id, session_id, ts, host, length, source, text)
     SELECT prompt_id, session_id, ts, ?, length, 'transcripts', text FROM (
         SELECT coalesce(j.promptId, j.uuid) AS prompt_id, coalesce(j.sessionId, j.session_id) AS session_id,
                try_cast(j.timestamp AS TIMESTAMPTZ) AS ts,
-               length(json_extract_string(txt, '$.message.content')) AS length, {text} AS text,
+               length(prompt_text) AS length, {text} AS text,
                row_number() OVER (PARTITION BY coalesce(j.promptId, j.uuid) ORDER BY j.timestamp) AS rn
         FROM _tl_new
         WHERE j.type = 'user' AND NOT coalesce(j.isMeta, false) AND NOT coalesce(j.isCompactSummary, false)
           AND coalesce(j.promptId, j.uuid) IS NOT NULL
           AND (j.message.content IS NULL OR len(list_filter(j.message.content, lambda x: x.type = 'tool_result')) = 0)
-          AND json_type(txt, '$.message.content') IN ('VARCHAR', 'ARRAY')
+          AND (prompt_text IS NOT NULL OR j.message.content IS NOT NULL)
     ) n
     WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM prompt p WHERE p.prompt_id = n.prompt_id AND p.source = 'transcripts')
     """, [host])
