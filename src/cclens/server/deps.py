@@ -20,6 +20,7 @@ A router module (listed in :data:`cclens.server.app.ROUTER_MODULES`) uses them l
 * :func:`require_ingest` – the ``ingest`` role (or ``admin``/local CLI); 401 otherwise. On a loopback
   bind without ``--require-auth`` an anonymous request is allowed; a wrong token is always refused.
 * :func:`require_local` – only the local CLI token (from the discovery file) or an ``admin`` token.
+* :func:`require_reader` – reading data (``viewer`` and up); anonymous like ingest on an open loopback bind.
 """
 
 from __future__ import annotations
@@ -55,3 +56,8 @@ def require_ingest(request: Request) -> Principal:
 
 def require_local(request: Request) -> Principal:
     return authenticate_http(request, roles=("admin", "local"), allow_anonymous=False)
+
+
+def require_reader(request: Request) -> Principal:
+    """Reading modelled data: ``viewer``/``analyst``/``admin``/local (anonymous on an open loopback bind)."""
+    return authenticate_http(request, roles=("viewer", "analyst", "admin", "local"))

@@ -1,0 +1,52 @@
+"""Build OTLP requests for tests: from the real Claude Code captures, and Claude-Code-shaped batches."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _kv(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": v} for k, v in attrs.items()]
+
+
+def capture_logs_json(names: list[str] | None = None) -> dict[str, Any]:
+    """The captured Claude Code 2.1.197 events (one per event kind) as one OTLP/JSON logs request."""
+    doc = json.loads((FIXTURES / "otlp_logs_one_per_event.json").read_text())
+    records = []
+    for name, rec in doc["records_by_event"].items():
+        if names and name not in names:
+            continue
+        rec = copy.deepcopy(rec)
+        rec.pop("_from_run", None)
+        rec["attributes"] = _kv(rec["attributes"])
+        records.append(rec)
+    return {"resourceLogs": [{"resource": doc["resource"],
+                              "scopeLogs": [{"scope": doc["scope"], "logRecords": records}]}]}
+
+
+def capture_metrics_raw() -> bytes:
+    """The exact body Claude Code sent to /v1/metrics (http/json)."""
+    return (FIXTURES / "otlp_metrics_export_http_json.raw.json").read_bytes()
+
+
+def to_protobuf(doc: dict[str, Any], cls=ExportLogsServiceRequest) -> bytes:
+    return json_format.ParseDict(doc, cls()).SerializeToString()
+
+
+def metrics_json_to_protobuf(raw: bytes) -> bytes:
+    return json_format.Parse(raw, ExportMetricsServiceRequest()).SerializeToString()
+
+
+def chunked(data: bytes, size: int = 1000):
+    """A body iterator: httpx sends it with Transfer-Encoding: chunked and no Content-Length."""
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
