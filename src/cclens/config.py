@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     server_grpc_port: int = 4317
     server_url: str | None = None  # a running server for CLI commands to go through
     server_token: SecretStr | None = None
+    server_watch_transcripts: bool | None = None  # serve ingests this machine's transcripts; None = on loopback
 
     # Anthropic reporting APIs
     anthropic_admin_key: SecretStr | None = None
