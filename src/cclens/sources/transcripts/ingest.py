@@ -12,9 +12,42 @@ import orjson
 from .files import Chunk, FileCursor, discover, read_new
 from .load import IngestStats, ingest_chunks, load_cursors
 
-BATCH_BYTES = 96 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
+BATCH_BYTES = 64 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
+DUCKDB_MEMORY_LIMIT = "256MB"     # DuckDB's own cap while ingesting (it spills past it); keeps peak RSS flat
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+class _Batcher:
+    """Collects chunks and their cursors; commits them when the batch is full (and at the end)."""
+
+    def __init__(self, wh, host: str, capture_content: bool, run_id: str, batch_bytes: int,
+                 progress: Progress | None, pending: int):
+        self.wh, self.host, self.capture_content, self.run_id = wh, host, capture_content, run_id
+        self.batch_bytes, self.progress, self.pending = batch_bytes, progress, pending
+        self.stats = IngestStats()
+        self.chunks: list[Chunk] = []
+        self.cursors: list[FileCursor] = []
+        self.size = 0
+        self.done = 0
+
+    def add(self, chunk: Chunk | None, cursor: FileCursor) -> None:
+        self.cursors.append(cursor)  # even with nothing new: remember size and identity
+        if chunk is not None:
+            self.chunks.append(chunk)
+            self.size += len(chunk.data)
+            if self.size >= self.batch_bytes:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.chunks and not self.cursors:
+            return
+        self.stats.add(ingest_chunks(self.wh, self.chunks, host=self.host, capture_content=self.capture_content,
+                                     cursors=self.cursors, run_id=self.run_id))
+        self.done += self.size
+        if self.progress:
+            self.progress(self.done, self.pending)
+        self.chunks, self.cursors, self.size = [], [], 0
 
 
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
@@ -23,65 +56,42 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
     """Ingest every new complete line of the transcripts found under ``paths`` (and the default roots
     when ``include_defaults``). Safe to interrupt at any point: each batch commits with its cursors.
     Files that cannot be read are reported in ``stats.errors`` and skipped."""
-    from ...model.pricing import load_table, sync_model_prices  # noqa: F401  (imported lazily for start-up)
-
     files = discover(paths, include_defaults=include_defaults)
     cursors = load_cursors(wh, host)
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
-    total = IngestStats()
-    todo: list[Path] = []
+    errors: list[str] = []
+    todo: list[tuple[Path, FileCursor | None]] = []
     pending = 0
     for f in files:
         c = cursors.get(str(f))
         try:
             size = f.stat().st_size
         except OSError as exc:
-            total.errors.append(f"{f}: {exc.strerror or exc}")
+            errors.append(f"{f}: {exc.strerror or exc}")
             continue
         if c is None or size != c.offset or c.size != size:
-            todo.append(f)
-            pending += max(size - (c.offset if c and size >= c.offset else 0), 0)
-    done = 0
-    batch: list[Chunk] = []
-    batch_cursors: list[FileCursor] = []
-    batch_size = 0
-
-    def flush() -> None:
-        nonlocal batch, batch_cursors, batch_size, done
-        if not batch:
-            return
-        total.add(ingest_chunks(wh, batch, host=host, capture_content=capture_content, cursors=batch_cursors,
-                                run_id=run_id))
-        done += batch_size
-        if progress:
-            progress(done, pending)
-        batch, batch_cursors, batch_size = [], [], 0
-
-    for f in todo:
-        cursor = cursors.get(str(f))
-        while True:
-            try:
-                chunk, cursor = read_new(f, cursor)
-            except OSError as exc:
-                total.errors.append(f"{f}: {exc.strerror or exc}")
-                break
-            if chunk is None:
-                # Nothing new (or only a partial line); still remember size/identity for next time.
-                batch_cursors.append(cursor)
-                break
-            batch.append(chunk)
-            batch_cursors.append(cursor)
-            batch_size += len(chunk.data)
-            if batch_size >= batch_bytes:
-                flush()
-            if cursor.offset >= cursor.size:
-                break
-    flush()
-    if batch_cursors:  # cursors of files with nothing new
-        ingest_chunks(wh, [], host=host, cursors=batch_cursors, run_id=run_id)
+            todo.append((f, c))
+            pending += size - c.offset if c and size >= c.offset else size
+    batcher = _Batcher(wh, host, capture_content, run_id, batch_bytes, progress, pending)
+    wh.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    try:
+        for f, cursor in todo:
+            while True:
+                try:
+                    chunk, cursor = read_new(f, cursor)
+                except OSError as exc:
+                    errors.append(f"{f}: {exc.strerror or exc}")
+                    break
+                batcher.add(chunk, cursor)
+                if chunk is None or cursor.offset >= cursor.size:
+                    break
+        batcher.flush()
+    finally:
+        wh.execute("RESET memory_limit")
+    total = batcher.stats
     total.files = len(todo)
+    total.errors.extend(errors)
     wh.execute("INSERT INTO ingest_run VALUES (?, 'transcripts', ?, ?, ?, ?)",
-               [run_id, host, started, datetime.now(timezone.utc),
-                orjson.dumps({k: v for k, v in total.__dict__.items()}).decode()])
+               [run_id, host, started, datetime.now(timezone.utc), orjson.dumps(total.__dict__).decode()])
     return total

@@ -380,14 +380,30 @@ def _store_cursors(wh, host: str, cursors: list[FileCursor], now: datetime) -> N
     latest: dict[str, FileCursor] = {}
     for c in cursors:
         latest[c.path] = c
-    for c in latest.values():
+    if not latest:
+        return
+    rows = list(latest.values())
+    table = pa.table({
+        "path": pa.array([c.path for c in rows], pa.string()),
+        "file_id": pa.array([c.file_id for c in rows], pa.string()),
+        "head_hash": pa.array([c.head_hash for c in rows], pa.string()),
+        "generation": pa.array([c.generation for c in rows], pa.int32()),
+        "size": pa.array([c.size for c in rows], pa.int64()),
+        "byte_offset": pa.array([c.offset for c in rows], pa.int64()),
+        "mtime": pa.array([c.mtime for c in rows], pa.float64()),
+        "lines": pa.array([c.lines for c in rows], pa.int64()),
+    })
+    wh.register("_tl_cursors", table)
+    try:
         wh.execute("""
         INSERT INTO transcript_file (host, path, file_id, head_hash, generation, size, byte_offset, mtime, lines, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        SELECT ?, path, file_id, head_hash, generation, size, byte_offset, mtime, lines, ? FROM _tl_cursors
         ON CONFLICT (host, path) DO UPDATE SET file_id = excluded.file_id, head_hash = excluded.head_hash,
             generation = excluded.generation, size = excluded.size, byte_offset = excluded.byte_offset,
             mtime = excluded.mtime, lines = excluded.lines, updated_at = excluded.updated_at
-        """, [host, c.path, c.file_id, c.head_hash, c.generation, c.size, c.offset, c.mtime, c.lines, now])
+        """, [host, now])
+    finally:
+        wh.unregister("_tl_cursors")
 
 
 def load_cursors(wh, host: str) -> dict[str, FileCursor]:
