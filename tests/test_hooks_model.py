@@ -222,13 +222,15 @@ def test_strip_content_nested():
 def test_session_hooks_view(warehouse):
     store_events(warehouse, [ev(b, i) for i, b in enumerate(session_events(subagent=True))])
     view = session_hooks(warehouse, SID)
-    assert view["session"]["start_source"] == "startup"
-    names = [e["event"] for e in view["events"]]
+    assert (view["prompts"], view["tool_uses"], view["subagents"], view["compactions"]) == (1, 3, 1, 2)
+    detail = view["detail"]
+    assert detail["session"]["start_source"] == "startup"
+    names = [e["event"] for e in detail["timeline"]]
     assert names[:4] == ["SessionStart", "UserPromptSubmit", "PreToolUse", "SubagentStart"]
-    assert names[-1] == "SessionEnd"
-    assert [t["tool_name"] for t in view["tool_uses"]] == ["Agent", "Write", "Bash"]
-    assert view["subagents"][0]["agent_id"] == "ag1"
-    assert [(c["trigger"], c["summary_length"], c["duration_ms"]) for c in view["compactions"]] == [
+    assert names[-1] == "SessionEnd" and len(names) == view["events"]
+    assert [t["tool_name"] for t in detail["tool_uses"]] == ["Agent", "Write", "Bash"]
+    assert detail["subagents"][0]["agent_id"] == "ag1"
+    assert [(c["trigger"], c["summary_length"], c["duration_ms"]) for c in detail["compactions"]] == [
         ("manual", 3, 100), ("auto", 7, 100)]
-    assert view["session"]["compaction_count"] == 2 and len(view["notifications"]) == 1
+    assert len(detail["notifications"]) == view["notifications"] == 1
     assert session_hooks(warehouse, str(uuid.uuid4())) is None

@@ -47,8 +47,8 @@ def test_http_hooks_answer_empty_200_and_land_in_order(hook_app, warehouse, fixt
     assert warehouse.scalar("SELECT host FROM landing_hook_event WHERE event_name = 'SomethingNew'") == "lap1"
     assert warehouse.scalar("SELECT count(DISTINCT via) FROM landing_hook_event") == 1
     view = hooks_section(warehouse, SID)
-    assert view["session"]["end_reason"] == "other" and view["session"]["prompt_count"] == 1
-    assert {t["tool_name"]: t["status"] for t in view["tool_uses"]} == {"Write": "success"}
+    assert view["detail"]["session"]["end_reason"] == "other" and view["prompts"] == 1
+    assert {t["tool_name"]: t["status"] for t in view["detail"]["tool_uses"]} == {"Write": "success"}
 
 
 def test_garbage_is_quarantined_and_answered(hook_app, warehouse):
@@ -96,3 +96,16 @@ def test_ingest_token_required_when_auth_is_on(warehouse, db_path):
         ok = client.post("/hooks", json=body, headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and ok.content == b""
     assert warehouse.scalar("SELECT count(*) FROM landing_hook_event") == 1
+
+
+def test_session_view_has_a_hooks_section(warehouse, db_path, fixtures):
+    app = create_app(load_settings(db=db_path), warehouse, router_modules=["hooks", "sessions_api"])
+    bodies = [b for b in http_bodies(fixtures) if b["session_id"] == SID]
+    with ThreadServer(app) as srv, httpx.Client(base_url=srv.url) as client:
+        for body in bodies:
+            assert client.post("/hooks", json=body).status_code == 200
+        view = client.get(f"/api/v1/sessions/{SID}")
+        assert view.status_code == 200, view.text
+    hooks = view.json()["sources"]["hooks"]
+    assert hooks["prompts"] == 1 and hooks["tool_uses"] == 1 and hooks["events"] == len(bodies)
+    assert [e["event"] for e in hooks["detail"]["timeline"]] == [b["hook_event_name"] for b in bodies]

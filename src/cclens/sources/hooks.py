@@ -211,11 +211,19 @@ def store_events(wh: Any, events: list[HookEvent], *, capture_content: bool = Fa
 
 
 def session_hooks(wh: Any, session_id: str, *, limit: int = 2000) -> dict[str, Any] | None:
-    """The ``hooks`` section of the session view, or None when no hook event names this session."""
-    sessions = wh.query("SELECT * FROM hook_session WHERE session_id = ?", [session_id])
+    """The ``hooks`` section of the session view, or None when no hook event names this session.
+
+    Counts use the same names as the other sources' sections (``prompts``, ``tool_uses``, ``events``,
+    ``first_ts``, ``last_ts``); hooks carry no token usage, so there are no ``tokens``. ``detail`` holds
+    the lifecycle: the session row, the ``timeline`` of events (by time, then arrival), tool calls with
+    durations, subagents, compactions and notifications.
+    """
+    sessions = wh.query("SELECT * EXCLUDE (cwd_at, permission_mode_at, updated_at) FROM hook_session "
+                        "WHERE session_id = ?", [session_id])
     if not sessions:
         return None
-    events = wh.query(
+    s = dict(sessions[0])
+    timeline = wh.query(
         "SELECT seq, ts, event_name AS event, via, prompt_id, tool_name, tool_use_id, agent_id, agent_type "
         "FROM landing_hook_event WHERE session_id = ? ORDER BY ts, seq LIMIT ?", [session_id, limit])
     tools = wh.query("SELECT * EXCLUDE (updated_at) FROM hook_tool_use WHERE session_id = ? "
@@ -225,9 +233,11 @@ def session_hooks(wh: Any, session_id: str, *, limit: int = 2000) -> dict[str, A
     compactions = wh.query("SELECT * EXCLUDE (updated_at) FROM hook_compaction WHERE session_id = ? "
                            "ORDER BY coalesce(started_at, finished_at)", [session_id])
     notifications = wh.query("SELECT * FROM hook_notification WHERE session_id = ? ORDER BY ts", [session_id])
-    session = dict(sessions[0])
-    session.pop("cwd_at", None)
-    session.pop("permission_mode_at", None)
-    return {"session": session, "events": events, "events_truncated": len(events) >= limit,
-            "tool_uses": tools, "subagents": subagents, "compactions": compactions,
-            "notifications": notifications}
+    return {
+        "events": s["event_count"], "prompts": s["prompt_count"], "tool_uses": s["tool_use_count"],
+        "subagents": s["subagent_count"], "compactions": s["compaction_count"],
+        "notifications": s["notification_count"], "first_ts": s["first_event_at"], "last_ts": s["last_event_at"],
+        "detail": {"session": s, "timeline": timeline, "timeline_truncated": len(timeline) >= limit,
+                   "tool_uses": tools, "subagents": subagents, "compactions": compactions,
+                   "notifications": notifications},
+    }
