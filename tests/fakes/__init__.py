@@ -1,0 +1,1 @@
+"""Fakes of upstream SaaS APIs, implementing their documented protocols (for tests and the demo)."""
