@@ -62,7 +62,9 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cclens`` script. Returns the process exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool):  # click returns typer.Exit's code here
+            return rc
     except CclensError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return exc.exit_code
