@@ -50,3 +50,26 @@ def chunked(data: bytes, size: int = 1000):
     """A body iterator: httpx sends it with Transfer-Encoding: chunked and no Content-Length."""
     for i in range(0, len(data), size):
         yield data[i:i + size]
+
+
+def logs_request(request_ids: list[str], session: str = "s-1", *, extra_events: int = 0) -> bytes:
+    """A protobuf logs export with one Claude Code ``api_request`` event per request id."""
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    a = rl.resource.attributes.add()
+    a.key, a.value.string_value = "service.name", "claude-code"
+    sl = rl.scope_logs.add()
+    sl.scope.name = "com.anthropic.claude_code.events"
+    for i, rid in enumerate(request_ids):
+        rec = sl.log_records.add()
+        rec.time_unix_nano = 1795606195403000000 + i
+        rec.body.string_value = "claude_code.api_request"
+        for k, v in (("session.id", session), ("event.name", "api_request"), ("request_id", rid),
+                     ("model", "claude-opus-4-8"), ("input_tokens", 10), ("output_tokens", 5)):
+            kv = rec.attributes.add()
+            kv.key = k
+            if isinstance(v, int):
+                kv.value.int_value = v
+            else:
+                kv.value.string_value = v
+    return req.SerializeToString()

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from cclens.config import load_settings
-from cclens.model.otel import OtelModeller, OtlpRequest
+from cclens.model.otel import OtelModeller, OtlpRequest, payload_bytes
 from cclens.server.app import create_app
 from cclens.sources.otlp import decode
 from otlp_support import (FIXTURES, capture_logs_json, capture_metrics_raw, chunked, metrics_json_to_protobuf,
@@ -89,7 +89,8 @@ def test_captured_events_chunked(served, encoding):
     # content is redacted in model and landing (the capture had OTEL_LOG_USER_PROMPTS=1)
     assert rd.scalar("SELECT attributes->>'prompt' FROM otel_event WHERE event_name = 'user_prompt'") == "<REDACTED>"
     landing = rd.query("SELECT payload, payload_format, redacted FROM landing_otlp_request")
-    assert len(landing) == 1 and landing[0]["redacted"] and b"create hello.txt" not in landing[0]["payload"]
+    assert len(landing) == 1 and landing[0]["redacted"]
+    assert b"create hello.txt" not in payload_bytes(landing[0]["payload"], "deflate")
 
 
 def test_captured_metrics_exact_body_kept(served):
@@ -102,7 +103,8 @@ def test_captured_metrics_exact_body_kept(served):
     assert tokens == {"input": 120, "output": 60, "cacheRead": 0, "cacheCreation": 4000}
     assert rd.scalar("SELECT value FROM otel_point WHERE metric_name = 'claude_code.cost.usage'") == pytest.approx(0.0271)
     assert rd.scalar("SELECT DISTINCT model FROM otel_point WHERE model IS NOT NULL") == "claude-opus-4-8"
-    assert rd.scalar("SELECT payload FROM landing_otlp_request") == raw, "landing keeps the exact body"
+    row = rd.query("SELECT payload, payload_encoding FROM landing_otlp_request")[0]
+    assert payload_bytes(row["payload"], row["payload_encoding"]) == raw, "landing keeps the exact body"
     # the same export again (a client retry) is recognised and not stored twice, in either encoding
     assert _post(served, "/v1/metrics", raw, "application/json").status_code == 200
     assert _post(served, "/v1/metrics", metrics_json_to_protobuf(raw), "application/x-protobuf").status_code == 200

@@ -54,6 +54,10 @@ class Writer:
 
     def __init__(self, warehouse: Any, *, batch_limit: int = 64, idle_wait: float = 0.05):
         self.wh = warehouse
+        try:  # DuckDB draws a progress bar on stdout for long statements: not from a server
+            warehouse.execute("SET enable_progress_bar = false")
+        except Exception:  # noqa: BLE001 - another backend
+            pass
         self.batch_limit = batch_limit
         self.idle_wait = idle_wait
         self._jobs: deque[tuple[Callable[[Any], Any], Future]] = deque()

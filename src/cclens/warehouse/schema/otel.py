@@ -183,7 +183,7 @@ register("otel", [
         span_id         VARCHAR,
         scope_name      VARCHAR,
         resource_hash   VARCHAR,
-        attributes      JSON                   -- every attribute; content redacted unless capture_content
+        attributes      JSON                   -- every other attribute; content redacted unless capture_content
     );
     CREATE TABLE IF NOT EXISTS otel_point (
         request_id      VARCHAR NOT NULL,
@@ -234,4 +234,6 @@ register("otel", [
         events          JSON
     );
     """ + _EVENT_VIEWS,
+    # v2: payloads are stored deflated; attributes promoted to otel_event columns leave its JSON
+    "ALTER TABLE landing_otlp_request ADD COLUMN IF NOT EXISTS payload_encoding VARCHAR",
 ])
