@@ -4,22 +4,55 @@ Precedence (highest first): explicit overrides (CLI options) > ``CCLENS_*`` envi
 the TOML file > defaults. The TOML file is ``$CCLENS_CONFIG`` if set, else ``./cclens.toml``, else
 ``$XDG_CONFIG_HOME/cclens/cclens.toml`` (``~/.config/cclens/cclens.toml``). Tables in the TOML file are
 flattened with ``_``: ``[anthropic] admin_key = "…"`` is the setting ``anthropic_admin_key``, the same as
-the environment variable ``CCLENS_ANTHROPIC_ADMIN_KEY``. Secrets are ``SecretStr`` and never printed.
+the environment variable ``CCLENS_ANTHROPIC_ADMIN_KEY``. Secrets are :class:`SecretStr` and never printed.
+
+Settings are a plain dataclass converted from strings by their annotations (bool, int, float, str,
+Path, date, SecretStr, list, dict, and ``X | None``): the CLI starts faster without a validation
+framework, and every command pays that start-up. Add a setting by adding a typed field below.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import socket
+import sys
 import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
 from .errors import ConfigError
+
+
+class SecretStr:
+    """A secret value: shown as ``'**********'`` in repr/str, read with :meth:`get_secret_value`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = str(value)
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
 
 
 def data_dir() -> Path:
@@ -44,6 +77,9 @@ def config_file() -> Path | None:
     return user if user.is_file() else None
 
 
+_DICT_SETTINGS = {"price_overrides"}
+
+
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
@@ -56,49 +92,21 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_DICT_SETTINGS = {"price_overrides"}
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings]):
-        super().__init__(settings_cls)
-        self.path = config_file()
-        self.data: dict[str, Any] = {}
-        if self.path:
-            try:
-                self.data = _flatten(tomllib.loads(self.path.read_text()))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"cannot read config file {self.path}: {exc}") from None
-            unknown = set(self.data) - set(settings_cls.model_fields)
-            if unknown:
-                raise ConfigError(
-                    f"unknown setting(s) in {self.path}: {', '.join(sorted(unknown))}; "
-                    "see docs/configuration.md for the list"
-                )
-
-    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
-        return self.data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-class Settings(BaseSettings):
+@dataclass
+class Settings:
     """Every cclens setting. Documented in ``docs/configuration.md``."""
 
-    model_config = SettingsConfigDict(env_prefix="CCLENS_", extra="ignore")
-
     # Warehouse
-    db: Path = Field(default_factory=lambda: data_dir() / "cclens.duckdb")
-    host: str = Field(default_factory=socket.gethostname)  # the name this machine's data is labelled with
+    db: Path = field(default_factory=lambda: data_dir() / "cclens.duckdb")
+    host: str = field(default_factory=socket.gethostname)  # the name this machine's data is labelled with
 
     # Transcripts
-    transcript_paths: list[Path] = Field(default_factory=list)  # extra dirs/files to ingest
+    transcript_paths: list[Path] = field(default_factory=list)  # extra dirs/files to ingest
     capture_content: bool = False  # keep prompt/response/tool content in landing (off by default)
 
     # Pricing
     price_table: Path | None = None  # a LiteLLM-format JSON file replacing the bundled table
-    price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
 
     # Reports
     tz: str | None = None  # default report time zone; None = the machine's local zone
@@ -128,19 +136,124 @@ class Settings(BaseSettings):
     jira_email: str | None = None
     jira_api_token: SecretStr | None = None
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+    def __post_init__(self) -> None:
+        # Direct construction (tests, library callers) gets the same conversions as the loader.
+        problems = []
+        for name, hint in _hints().items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                setattr(self, name, _convert(name, value, hint))
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise ConfigError(f"invalid settings: {'; '.join(problems)}")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(name: str, value: Any, hint: Any) -> Any:
+    """Convert ``value`` (from TOML, the environment or a CLI option) to the annotated type ``hint``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value == "" and len(args) < len(typing.get_args(hint))):
+            return None
+        return _convert(name, value, args[0])
+    if value is None:
+        raise ValueError("a value is required")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{value!r} is not a boolean (use true or false)")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not {'an integer' if hint is int else 'a number'}") from None
+    if hint is str:
+        return str(value)
+    if hint is Path:
+        return Path(str(value)).expanduser()
+    if hint is SecretStr:
+        return value if isinstance(value, SecretStr) else SecretStr(str(value))
+    if hint is date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (use YYYY-MM-DD)") from None
+    if origin in (list, dict):
+        if isinstance(value, str):
+            text = value.strip()
+            if origin is list and not text.startswith("["):
+                value = [v.strip() for v in text.split(",") if v.strip()]
+            else:
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise ValueError(f"{value!r} is not valid JSON") from None
+        if origin is list:
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{value!r} is not a list")
+            (item,) = typing.get_args(hint) or (str,)
+            return [_convert(name, v, item) for v in value]
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} is not a table")
+        return dict(value)
+    return value
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings, globalns=vars(sys.modules[__name__]))
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings; ``overrides`` (from CLI options) win over everything. Raises ConfigError."""
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**clean)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+    hints = _hints()
+    values: dict[str, Any] = {}
+    path = config_file()
+    if path:
+        try:
+            data = _flatten(tomllib.loads(path.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        unknown = set(data) - set(hints)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}; "
+                              "see docs/configuration.md for the list")
+        values.update(data)
+    for name in hints:
+        env = os.environ.get(f"CCLENS_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    problems = []
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in hints:
+            problems.append(f"{name}: unknown setting")
+            continue
+        try:
+            converted[name] = _convert(name, value, hints[name])
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise ConfigError(f"invalid settings: {'; '.join(problems)}")
+    return Settings(**converted)  # __post_init__ converts again: idempotent and cheap
+
+
+def settings_fields() -> list[dataclasses.Field]:
+    """The declared settings (for docs and ``cclens doctor``)."""
+    return list(dataclasses.fields(Settings))

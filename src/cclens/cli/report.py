@@ -17,9 +17,12 @@ app.add_typer(report_app, name="report")
 SOURCE_OPTION = typer.Option("all", "--source", help="all, transcripts or otel: which sources' requests count.")
 BREAKDOWN_OPTION = typer.Option(False, "--breakdown", "-b", help="One line per model under each row.")
 PROJECT_OPTION = typer.Option(None, "--project", help="Only this project (working directory).")
+REFRESH_OPTION = typer.Option(True, "--refresh/--no-refresh",
+                              help="First ingest what is new in this machine's transcripts (fast when nothing is).")
 
 
-def _run(ctx: typer.Context, kind: str, since, until, tz, source, project) -> tuple[list[dict[str, Any]], str]:
+def _run(ctx: typer.Context, kind: str, since, until, tz, source, project, refresh: bool = True
+         ) -> tuple[list[dict[str, Any]], str]:
     from ..metrics import usage
     from ..model.pricing import effective_table
     from ..timeutil import check_tz, parse_day
@@ -30,6 +33,10 @@ def _run(ctx: typer.Context, kind: str, since, until, tz, source, project) -> tu
                              until=parse_day(until, "--until"), source=source, project=project)
     wh = st.open_warehouse()
     try:
+        if refresh:
+            from ..sources.transcripts import refresh as refresh_transcripts
+
+            refresh_transcripts(wh, settings)
         usage.prepare(wh, effective_table(settings))
         if kind in usage.PERIODS:
             rows = usage.period_report(wh, kind, flt)
@@ -72,8 +79,8 @@ def _period_command(kind: str, key: str):
     def command(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
                 tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION,
                 breakdown: bool = BREAKDOWN_OPTION, source: str = SOURCE_OPTION,
-                project: Optional[str] = PROJECT_OPTION) -> None:
-        rows, zone = _run(ctx, kind, since, until, tz, source, project)
+                project: Optional[str] = PROJECT_OPTION, refresh: bool = REFRESH_OPTION) -> None:
+        rows, zone = _run(ctx, kind, since, until, tz, source, project, refresh)
         if fmt is OutputFormat.json:
             render(rows, fmt)
         elif fmt is OutputFormat.csv and not breakdown:
@@ -96,9 +103,10 @@ report_app.command("monthly")(_period_command("monthly", "month"))
 @report_app.command("sessions")
 def sessions(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
              tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, breakdown: bool = BREAKDOWN_OPTION,
-             source: str = SOURCE_OPTION, project: Optional[str] = PROJECT_OPTION) -> None:
+             source: str = SOURCE_OPTION, project: Optional[str] = PROJECT_OPTION,
+             refresh: bool = REFRESH_OPTION) -> None:
     """Tokens and estimated cost per session, newest first."""
-    rows, zone = _run(ctx, "sessions", since, until, tz, source, project)
+    rows, zone = _run(ctx, "sessions", since, until, tz, source, project, refresh)
     if fmt is not OutputFormat.table:
         render(rows if fmt is OutputFormat.json else [{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
         return
@@ -110,9 +118,10 @@ def sessions(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Opt
 
 @report_app.command("projects")
 def projects(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
-             tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, source: str = SOURCE_OPTION) -> None:
+             tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, source: str = SOURCE_OPTION,
+             refresh: bool = REFRESH_OPTION) -> None:
     """Tokens and estimated cost per project (working directory)."""
-    rows, zone = _run(ctx, "projects", since, until, tz, source, None)
+    rows, zone = _run(ctx, "projects", since, until, tz, source, None, refresh)
     if fmt is not OutputFormat.table:
         render(rows if fmt is OutputFormat.json else [{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
         return
@@ -124,9 +133,9 @@ def projects(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Opt
 @report_app.command("models")
 def models(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
            tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, source: str = SOURCE_OPTION,
-           project: Optional[str] = PROJECT_OPTION) -> None:
+           project: Optional[str] = PROJECT_OPTION, refresh: bool = REFRESH_OPTION) -> None:
     """Tokens and estimated cost per model; unpriced models are flagged, never shown as $0."""
-    rows, zone = _run(ctx, "models", since, until, tz, source, project)
+    rows, zone = _run(ctx, "models", since, until, tz, source, project, refresh)
     render(rows, fmt, title=f"models ({zone})")
 
 

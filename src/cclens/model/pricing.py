@@ -19,8 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-import pyarrow as pa
-
 from ..errors import PricingError
 
 _DATE_SUFFIX = re.compile(r"(-\d{8}|@\d{8}|-v\d+(:\d+)?|-latest)+$")
@@ -201,31 +199,24 @@ def sync_model_prices(wh, table: PriceTable, models: Iterable[str] | None = None
     """
     if models is None:
         models = [r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
-    rows: dict[str, list[Any]] = {c: [] for c in (
-        "model", "price_key", "input_per_mtok", "output_per_mtok", "cache_write_5m_per_mtok",
-        "cache_write_1h_per_mtok", "cache_read_per_mtok", "long_context_threshold", "long_input_per_mtok",
-        "long_output_per_mtok", "long_cache_write_5m_per_mtok", "long_cache_write_1h_per_mtok",
-        "long_cache_read_per_mtok", "fast_multiplier", "table_version")}
+    rows = []
     for model in sorted(set(models)):
         p = table.resolve(model)
         lc = p.long_context if p else None
-        values = [model, p.key if p else None,
-                  p.input if p else None, p.output if p else None, p.cache_write_5m if p else None,
-                  p.cache_write_1h if p else None, p.cache_read if p else None,
-                  int(lc["threshold"]) if lc else None, lc["input"] if lc else None, lc["output"] if lc else None,
-                  lc["cache_write_5m"] if lc else None, lc["cache_write_1h"] if lc else None,
-                  lc["cache_read"] if lc else None, p.fast_multiplier if p else None, table.version]
-        for col, v in zip(rows, values):
-            rows[col].append(v)
-    schema = pa.schema([("model", pa.string()), ("price_key", pa.string())]
-                       + [(c, pa.float64()) for c in list(rows)[2:7]]
-                       + [("long_context_threshold", pa.int64())]
-                       + [(c, pa.float64()) for c in list(rows)[8:14]]
-                       + [("table_version", pa.string())])
-    data = pa.table(rows, schema=schema)
+        rows.append([model, p.key if p else None,
+                     p.input if p else None, p.output if p else None, p.cache_write_5m if p else None,
+                     p.cache_write_1h if p else None, p.cache_read if p else None,
+                     int(lc["threshold"]) if lc else None, lc["input"] if lc else None,
+                     lc["output"] if lc else None, lc["cache_write_5m"] if lc else None,
+                     lc["cache_write_1h"] if lc else None, lc["cache_read"] if lc else None,
+                     p.fast_multiplier if p else None, table.version])
+    current = [list(r.values()) for r in wh.query("SELECT * FROM model_price ORDER BY model")]
+    if current == rows:
+        return  # nothing changed: no write (reports stay read-only in the common case)
     with wh.transaction():
         wh.execute("DELETE FROM model_price")
-        wh.append("model_price", data)
+        for row in rows:
+            wh.execute("INSERT INTO model_price VALUES (" + ", ".join("?" * len(row)) + ")", row)
 
 
 def imported_table_path() -> Path:

@@ -11,8 +11,15 @@ Facts about the format: docs/sources/transcripts.md.
 """
 
 from .files import Chunk, FileCursor, default_roots, discover, read_new
-from .ingest import ingest_paths
-from .load import IngestStats, ingest_chunks, load_cursors
+from .ingest import ingest_paths, load_cursors, plan, refresh
+from .stats import IngestStats
+
+
+def ingest_chunks(*args, **kwargs):
+    """See :func:`cclens.sources.transcripts.load.ingest_chunks` (imported lazily: it needs pyarrow)."""
+    from .load import ingest_chunks as _ingest_chunks
+
+    return _ingest_chunks(*args, **kwargs)
 
 __all__ = ["Chunk", "FileCursor", "IngestStats", "default_roots", "discover", "ingest_chunks", "ingest_paths",
-           "load_cursors", "read_new"]
+           "load_cursors", "plan", "read_new", "refresh"]

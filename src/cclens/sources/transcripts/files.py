@@ -74,9 +74,13 @@ def discover(extra_paths: list[Path] | None = None, *, include_defaults: bool = 
         if root.is_file():
             found.setdefault(str(root.resolve()), root.resolve())
         elif root.is_dir():
-            for path in root.rglob("*.jsonl"):
-                if path.is_file():
-                    found.setdefault(str(path.resolve()), path.resolve())
+            # Resolve the root once (symlinks such as ~/.claude -> elsewhere); walking below it yields
+            # real paths already, and resolving thousands of files one by one costs more than the walk.
+            for dirpath, _dirs, names in os.walk(root.resolve()):
+                for name in names:
+                    if name.endswith(".jsonl"):
+                        path = os.path.join(dirpath, name)
+                        found.setdefault(path, Path(path))
     return [found[k] for k in sorted(found)]
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 import orjson
 
 from .files import Chunk, FileCursor, discover, read_new
-from .load import IngestStats, ingest_chunks, load_cursors
+from .stats import IngestStats
 
 BATCH_BYTES = 64 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
 DUCKDB_MEMORY_LIMIT = "256MB"     # DuckDB's own cap while ingesting (it spills past it); keeps peak RSS flat
@@ -42,6 +42,8 @@ class _Batcher:
     def flush(self) -> None:
         if not self.chunks and not self.cursors:
             return
+        from .load import ingest_chunks  # numpy/pyarrow only once there is something to load
+
         self.stats.add(ingest_chunks(self.wh, self.chunks, host=self.host, capture_content=self.capture_content,
                                      cursors=self.cursors, run_id=self.run_id))
         self.done += self.size
@@ -50,16 +52,20 @@ class _Batcher:
         self.chunks, self.cursors, self.size = [], [], 0
 
 
-def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
-                 capture_content: bool = False, progress: Progress | None = None,
-                 batch_bytes: int = BATCH_BYTES) -> IngestStats:
-    """Ingest every new complete line of the transcripts found under ``paths`` (and the default roots
-    when ``include_defaults``). Safe to interrupt at any point: each batch commits with its cursors.
-    Files that cannot be read are reported in ``stats.errors`` and skipped."""
+def load_cursors(wh, host: str) -> dict[str, FileCursor]:
+    """The stored cursors of ``host``, by path."""
+    rows = wh.query("SELECT * FROM transcript_file WHERE host = ?", [host])
+    return {r["path"]: FileCursor(path=r["path"], file_id=r["file_id"], head_hash=r["head_hash"],
+                                  generation=r["generation"], size=r["size"], offset=r["byte_offset"],
+                                  mtime=r["mtime"], lines=r["lines"]) for r in rows}
+
+
+def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True
+         ) -> tuple[list[tuple[Path, FileCursor | None]], int, list[str]]:
+    """Which files have changed since their cursor: ``(files with their cursors, bytes pending, errors)``.
+    Cheap (a directory walk and a stat per file), so reports can call it every time."""
     files = discover(paths, include_defaults=include_defaults)
     cursors = load_cursors(wh, host)
-    run_id = uuid.uuid4().hex
-    started = datetime.now(timezone.utc)
     errors: list[str] = []
     todo: list[tuple[Path, FileCursor | None]] = []
     pending = 0
@@ -73,6 +79,22 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
         if c is None or size != c.offset or c.size != size:
             todo.append((f, c))
             pending += size - c.offset if c and size >= c.offset else size
+    return todo, pending, errors
+
+
+def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
+                 capture_content: bool = False, progress: Progress | None = None,
+                 batch_bytes: int = BATCH_BYTES) -> IngestStats:
+    """Ingest every new complete line of the transcripts found under ``paths`` (and the default roots
+    when ``include_defaults``). Safe to interrupt at any point: each batch commits with its cursors.
+    Files that cannot be read are reported in ``stats.errors`` and skipped."""
+    todo, pending, errors = plan(wh, paths, host=host, include_defaults=include_defaults)
+    if not todo:
+        stats = IngestStats()
+        stats.errors.extend(errors)
+        return stats
+    run_id = uuid.uuid4().hex
+    started = datetime.now(timezone.utc)
     batcher = _Batcher(wh, host, capture_content, run_id, batch_bytes, progress, pending)
     wh.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     try:
@@ -95,3 +117,10 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
     wh.execute("INSERT INTO ingest_run VALUES (?, 'transcripts', ?, ?, ?, ?)",
                [run_id, host, started, datetime.now(timezone.utc), orjson.dumps(total.__dict__).decode()])
     return total
+
+
+def refresh(wh, settings) -> IngestStats:
+    """Bring the warehouse up to date with this machine's transcripts (default roots and the configured
+    ``transcript_paths``). Cheap when nothing changed; reports call it so they are always current."""
+    return ingest_paths(wh, list(settings.transcript_paths), host=settings.host,
+                        capture_content=settings.capture_content)

@@ -16,15 +16,14 @@ multi-threaded) parses every line once into the typed envelope below. Per batch:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 
-from ...model.pricing import normalise_model  # noqa: F401  (documented counterpart of model_norm below)
 from .files import Chunk, FileCursor
+from .stats import IngestStats
 
 # The envelope DuckDB extracts from each line. Unknown keys are ignored here but kept in landing;
 # wrong types become NULL instead of failing the line.
@@ -48,25 +47,6 @@ CONTENT_PATCH = ('{"message":{"content":null},"toolUseResult":null,"content":nul
                  '"prompt":null,"file":null,"snippet":null},"snapshot":null}')
 
 QUARANTINE_RAW_LIMIT = 4096
-
-
-@dataclass
-class IngestStats:
-    """What one ingest did. ``quarantined`` lines are stored with their reason, never dropped."""
-
-    files: int = 0
-    bytes: int = 0
-    lines: int = 0
-    new_lines: int = 0
-    new_requests: int = 0
-    updated_requests: int = 0
-    quarantined: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, other: "IngestStats") -> None:
-        for name in ("files", "bytes", "lines", "new_lines", "new_requests", "updated_requests", "quarantined"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.errors.extend(other.errors)
 
 
 def _chunk_arrays(chunk: Chunk) -> dict[str, pa.Array]:
@@ -404,11 +384,3 @@ def _store_cursors(wh, host: str, cursors: list[FileCursor], now: datetime) -> N
         """, [host, now])
     finally:
         wh.unregister("_tl_cursors")
-
-
-def load_cursors(wh, host: str) -> dict[str, FileCursor]:
-    """The stored cursors of ``host``, by path."""
-    rows = wh.query("SELECT * FROM transcript_file WHERE host = ?", [host])
-    return {r["path"]: FileCursor(path=r["path"], file_id=r["file_id"], head_hash=r["head_hash"],
-                                  generation=r["generation"], size=r["size"], offset=r["byte_offset"],
-                                  mtime=r["mtime"], lines=r["lines"]) for r in rows}
