@@ -405,7 +405,9 @@ class FakeMessagesAPI:
                 model = body.get("model") or "claude-opus-4-8"
                 entry.update(status=200, request_id=request_id, message_id=message_id, usage=reply.usage,
                              step=req.step, main_loop=req.is_main_loop,
-                             content=[b.get("name") or "text" for b in reply.content])
+                             content=[b.get("name") or "text" for b in reply.content],
+                             tool_use_ids=[b["id"] for b in reply.content if b.get("type") == "tool_use"],
+                             session_header=headers.get("x-claude-code-session-id"))
                 api._record(entry)
                 if body.get("stream"):
                     self._stream(request_id, _sse_events(message_id, model, reply))
