@@ -222,3 +222,28 @@ def test_state_file_survives_restart(tmp_path):
     with pytest.raises(ConfigError, match="delete it"):
         ShipState.load(path, server="http://x", host="h")
     assert state_path("https://cclens.example.com:8443/").name == "cclens-example-com-8443.json"
+
+
+def test_serve_tails_this_machines_transcripts_on_loopback(warehouse, db_path, projects, tmp_path, fixtures,
+                                                           monkeypatch):
+    monkeypatch.delenv("CCLENS_SERVER_WATCH_TRANSCRIPTS")
+    generate(projects, target_bytes=200_000, seed=6)
+    app = transcript_app(warehouse, db_path)
+    assert app.state.transcript_tailer.interval > 0
+    with ThreadServer(app):
+        reader = app.state.writer.reader
+        wait_until(lambda: reader().scalar("SELECT count(*) FROM transcript_file") == len(discover()),
+                   what="the local tailer caught up")
+        target = sorted(p for p in discover() if "/subagents/" not in str(p))[0]
+        with open(target, "ab") as fh:
+            fh.write(fresh_lines(fixtures, target.stem, 3))
+        size = target.stat().st_size
+        wait_until(lambda: reader().scalar("SELECT byte_offset FROM transcript_file WHERE path = ?",
+                                           [str(target)]) == size, what="the appended lines")
+    assert_same(snapshot(warehouse), local_snapshot(tmp_path))
+    monkeypatch.setenv("CCLENS_SERVER_WATCH_TRANSCRIPTS", "0")
+    assert not hasattr(transcript_app(warehouse, db_path).state, "transcript_tailer")
+    monkeypatch.delenv("CCLENS_SERVER_WATCH_TRANSCRIPTS")
+    remote = load_settings(db=db_path)
+    remote.server_host = "0.0.0.0"
+    assert not hasattr(create_app(remote, warehouse, router_modules=["transcripts_api"]).state, "transcript_tailer")
