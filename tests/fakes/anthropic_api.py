@@ -692,6 +692,7 @@ class FakeAnthropicAPI:
                 break
         status, out_headers, body = self.handle(scope["method"], scope["path"],
                                                 scope.get("query_string", b"").decode("latin-1"), headers)
+        out_headers["content-length"] = str(len(body))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.encode(), v.encode()) for k, v in out_headers.items()]})
         await send({"type": "http.response.body", "body": body})
@@ -713,7 +714,8 @@ class LoopbackServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0):
         import uvicorn
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else 40 ms delayed ACKs)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.url = f"http://{host}:{self.sock.getsockname()[1]}"

@@ -112,8 +112,7 @@ def sync(settings: Any, wh: Any, sources: Iterable[str] | None = None, *, since:
         source = SOURCE_CLASSES[name](settings)
         result = SyncResult(name)
         results.append(result)
-        secret = getattr(settings, source.key_setting, None)
-        key = secret.get_secret_value() if secret is not None else ""
+        key = secret_value(settings, source.key_setting)
         if not key:
             result.status = "skipped"
             result.notes.append(f"{name}: skipped, no key configured (set CCLENS_{source.key_setting.upper()} "
@@ -121,8 +120,10 @@ def sync(settings: Any, wh: Any, sources: Iterable[str] | None = None, *, since:
             continue
         if source.key_setting in rejected:
             result.status = "skipped"
-            result.notes.append(f"{name}: skipped, the key in {source.key_setting} was rejected "
-                                f"(see the {rejected[source.key_setting]} error)")
+            note = (f"{name}: skipped, the key in {source.key_setting} was rejected "
+                    f"(see the {rejected[source.key_setting]} error)")
+            result.notes.append(note)
+            submit(lambda w, n=name, e=note: _save_error(w, n, e, now))
             continue
         limiter = (RateLimiter(source.rate_per_minute, clock=clock, sleep=sleep)
                    if throttle and source.rate_per_minute else None)
@@ -143,6 +144,14 @@ def sync(settings: Any, wh: Any, sources: Iterable[str] | None = None, *, since:
             result.notes.extend(source.notes)
             client.close()
     return results
+
+
+def secret_value(settings: Any, name: str) -> str:
+    """The plain value of secret setting ``name`` ("" when unset)."""
+    secret = getattr(settings, name, None)
+    if secret is None:
+        return ""
+    return secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
 
 
 def plan_units(source: ApiSource, cursor: dict[str, Any], *, settings: Any, now: datetime,
@@ -318,8 +327,7 @@ def due_sources(settings: Any, wh: Any, now: datetime | None = None) -> list[str
     now = (now or datetime.now(UTC)).astimezone(UTC)
     due = []
     for name, cls in SOURCE_CLASSES.items():
-        secret = getattr(settings, cls.key_setting, None)
-        if secret is None or not secret.get_secret_value():
+        if not secret_value(settings, cls.key_setting):
             continue
         state = load_state(wh, name)
         last_ok, last_try = state.get("last_success"), state.get("last_attempt")
@@ -352,8 +360,7 @@ def next_due(settings: Any, wh: Any, now: datetime | None = None) -> datetime | 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     times = []
     for name, cls in SOURCE_CLASSES.items():
-        secret = getattr(settings, cls.key_setting, None)
-        if secret is None or not secret.get_secret_value():
+        if not secret_value(settings, cls.key_setting):
             continue
         last_ok = load_state(wh, name).get("last_success")
         times.append(now if last_ok is None else max(now, last_ok + SCHEDULE[name]))

@@ -41,6 +41,8 @@ COST_DIMENSIONS = ("workspace_id", "description", "cost_type", "model", "service
                    "token_type", "inference_geo")
 COST_GROUP_BY = ["workspace_id", "description"]
 FAST_MODE_BETA = "fast-mode-2026-02-01"
+USAGE_PAGE_LIMIT: int | None = None   # buckets per page; None = the width's maximum (tests lower it)
+COST_PAGE_LIMIT = 31
 ADMIN_HINT = "an Admin API key, sk-ant-admin01-…, created in Console > Settings > Admin keys"
 
 
@@ -81,7 +83,7 @@ class UsageSource(ApiSource):
     def fetch(self, client: ApiClient, unit: Unit) -> list[Page]:
         return client.fetch_all(USAGE_PATH, {
             "starting_at": iso(unit.start), "ending_at": iso(unit.end), "bucket_width": self.width,
-            "limit": self.limit, "group_by": self.group_by})
+            "limit": min(USAGE_PAGE_LIMIT or self.limit, self.limit), "group_by": self.group_by})
 
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
@@ -136,7 +138,7 @@ class CostSource(ApiSource):
         days = (unit.end - unit.start).days
         return client.fetch_all(COST_PATH, {
             "starting_at": iso(unit.start), "ending_at": iso(unit.end), "bucket_width": "1d",
-            "limit": max(1, min(31, days)), "group_by": COST_GROUP_BY})
+            "limit": max(1, min(COST_PAGE_LIMIT, days)), "group_by": COST_GROUP_BY})
 
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
