@@ -76,15 +76,14 @@ def bench(size_mb: int, runs: int) -> dict[str, str]:
 
         extra = work / "extra"
         generate(extra / "projects", target_bytes=1_000_000, seed=size_mb + 999, days=1)
-        payload = b"".join(p.read_bytes() for p in sorted((extra / "projects").rglob("*.jsonl")))
+        lines = b"".join(p.read_bytes() for p in sorted((extra / "projects").rglob("*.jsonl"))).splitlines(True)
         targets = sorted((config / "projects").rglob("*.jsonl"))[:5]
-        step = len(payload) // 5
+        appended = 0
         for i, target in enumerate(targets):
-            part = payload[i * step:(i + 1) * step if i < 4 else len(payload)]
-            cut = part.rfind(b"\n") + 1 if i < 4 else len(part)
+            part = b"".join(lines[i::len(targets)])
+            appended += len(part)
             with open(target, "ab") as fh:
-                fh.write(part[:cut])
-            payload = payload[:i * step] + part[cut:] + payload[(i + 1) * step:] if i < 4 else payload
+                fh.write(part)
         upd = run([*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env)
         cc_after = run([str(CCUSAGE), "daily", "--json", "--offline", "-z", "UTC"], env) if CCUSAGE.exists() else None
         med = lambda xs: statistics.median(x[0] for x in xs)  # noqa: E731
@@ -95,7 +94,7 @@ def bench(size_mb: int, runs: int) -> dict[str, str]:
             "ccusage daily": f"{med(cc):.2f} s ({max(c[1] for c in cc):.0f} MiB)" if cc else "n/a",
             "warm report": f"{med(warm):.2f} s",
             "warm vs ccusage": f"{med(cc) / med(warm):.1f}x faster" if cc else "n/a",
-            "update +1 MB + report": f"{upd[0]:.2f} s",
+            "update +1 MB + report": f"{upd[0]:.2f} s ({appended / 1e6:.1f} MB)",
             "ccusage after update": f"{cc_after[0]:.2f} s" if cc_after else "n/a",
             "cclens peak RSS": f"{peak:.0f} MiB",
         }

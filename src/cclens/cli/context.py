@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -29,6 +30,27 @@ class AppState:
     def open_warehouse(self) -> DuckDBWarehouse:
         """Open the configured warehouse file for direct use (raises WarehouseLockedError if held)."""
         return open_warehouse(self.settings.db)
+
+    def server_maybe_running(self) -> bool:
+        """Cheap check (no HTTP, no heavy imports): is a server configured or advertised for the warehouse?"""
+        db = Path(self.settings.db).expanduser()
+        return bool(self.settings.server_url) or db.with_name(db.name + ".server.json").exists()
+
+    @contextmanager
+    def reader(self) -> Iterator[Any]:
+        """A warehouse to read from: the running ``cclens serve`` if there is one (see docs/server.md),
+        else the file itself. Readers from a server are read-only."""
+        if self.server_maybe_running():
+            from ..client import open_reader
+
+            with open_reader(self.settings) as wh:
+                yield wh
+            return
+        wh = self.open_warehouse()
+        try:
+            yield wh
+        finally:
+            wh.close()
 
 
 def state(ctx: typer.Context) -> AppState:

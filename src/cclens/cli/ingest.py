@@ -30,8 +30,20 @@ def ingest_transcripts(
     st = state(ctx)
     settings = st.settings
     explicit = list(paths or [])
-    wh = st.open_warehouse()
     console = Console(stderr=True)
+    if st.server_maybe_running():
+        from ..client import find_server
+
+        info = find_server(settings)
+        if info is not None:  # the server owns the file: send the lines through it (same ingest code)
+            from ..ship import ship
+
+            shipped = ship(info.url, info.token, host=settings.host, once=True,
+                           extra_paths=explicit or list(settings.transcript_paths), include_defaults=not explicit)
+            console.print(f"through cclens serve at {info.url}: batches {shipped.batches:,} · "
+                          f"bytes {shipped.bytes:,} · lines {shipped.lines:,} · new lines {shipped.new_lines:,}")
+            return
+    wh = st.open_warehouse()
     try:
         with Progress(TextColumn("ingesting transcripts"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                       console=console, disable=quiet, transient=True) as bar:
@@ -43,6 +55,10 @@ def ingest_transcripts(
             stats = ingest_paths(wh, explicit or list(settings.transcript_paths), host=settings.host,
                                  include_defaults=not explicit, capture_content=settings.capture_content,
                                  progress=progress)
+        if stats.new_requests:
+            from ..model.pricing import effective_table, sync_model_prices
+
+            sync_model_prices(wh, effective_table(settings))  # keeps the api_request_cost view priced
     finally:
         wh.close()
     console.print(

@@ -26,18 +26,19 @@ def _run(ctx: typer.Context, kind: str, since, until, tz, source, project, refre
     from ..metrics import usage
     from ..model.pricing import effective_table
     from ..timeutil import check_tz, parse_day
+    from ..warehouse import DuckDBWarehouse
 
     st = state(ctx)
     settings = st.settings
-    flt = usage.ReportFilter(tz=check_tz(tz, settings.tz), since=parse_day(since, "--since"),
-                             until=parse_day(until, "--until"), source=source, project=project)
-    wh = st.open_warehouse()
-    try:
-        if refresh:
+    flt = usage.ReportFilter(prices=effective_table(settings), tz=check_tz(tz, settings.tz),
+                             since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+                             source=source, project=project)
+    with st.reader() as wh:
+        # Direct on the file: first ingest what is new locally. Through a server: its watcher does that.
+        if refresh and isinstance(wh, DuckDBWarehouse):
             from ..sources.transcripts import refresh as refresh_transcripts
 
             refresh_transcripts(wh, settings)
-        usage.prepare(wh, effective_table(settings))
         if kind in usage.PERIODS:
             rows = usage.period_report(wh, kind, flt)
         elif kind == "sessions":
@@ -46,8 +47,6 @@ def _run(ctx: typer.Context, kind: str, since, until, tz, source, project, refre
             rows = usage.project_report(wh, flt)
         else:
             rows = usage.model_report(wh, flt)
-    finally:
-        wh.close()
     return rows, flt.tz
 
 
@@ -143,13 +142,9 @@ def models(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optio
 def quarantine(ctx: typer.Context, fmt: OutputFormat = FORMAT_OPTION,
                limit: int = typer.Option(50, "--limit", help="Rows to show.")) -> None:
     """Lines and records that could not be parsed, with where they came from and why."""
-    st = state(ctx)
-    wh = st.open_warehouse()
-    try:
+    with state(ctx).reader() as wh:
         rows = wh.query("""SELECT source, origin, byte_offset, reason, left(raw, 80) AS raw, received_at
                            FROM quarantine ORDER BY received_at DESC LIMIT ?""", [limit])
-    finally:
-        wh.close()
     render(rows, fmt, title="quarantine")
 
 

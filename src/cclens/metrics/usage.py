@@ -1,8 +1,9 @@
 """Token and cost reports over ``api_request``: by day, week, month, session, project and model.
 
-Every function returns plain rows (dicts) ready for any surface. Cost comes from the
-``api_request_cost`` view; a model without a price contributes its tokens, is listed in
-``unpriced_models``, and has ``cost_usd`` None — never 0.
+Every function returns plain rows (dicts) ready for any surface. Cost is computed in the query from
+the given price table (:func:`cclens.model.pricing.priced_requests_cte`), so reports are read-only and
+work the same on the warehouse file or through a running server. A model without a price contributes
+its tokens, is listed in ``unpriced_models``, and has ``cost_usd`` None — never 0.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import QueryError
-from ..model.pricing import PriceTable, sync_model_prices
+from ..model.pricing import PriceTable, priced_requests_cte
 
 TOKEN_COLS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 SOURCES = {"all": "TRUE", "transcripts": "from_transcripts", "otel": "from_otel"}
@@ -28,6 +29,7 @@ PERIOD_KEY = {"daily": "date", "weekly": "week", "monthly": "month"}
 class ReportFilter:
     """The shared report options: day range in ``tz`` (inclusive), source, project and session."""
 
+    prices: PriceTable | None = None
     tz: str = "UTC"
     since: date | None = None
     until: date | None = None
@@ -83,9 +85,12 @@ def _group(rows: list[dict[str, Any]], key: str, label: str) -> list[dict[str, A
     return list(grouped.values())
 
 
-def prepare(wh, prices: PriceTable) -> None:
-    """Make sure every model in the warehouse has its price row (cheap; run before a report)."""
-    sync_model_prices(wh, prices)
+def _priced(wh, flt: ReportFilter) -> tuple[str, list[Any]]:
+    """The ``WITH … api_request_cost AS (…)`` prefix pricing the models present with ``flt.prices``."""
+    if flt.prices is None:
+        raise QueryError("a report needs a price table (ReportFilter.prices)")
+    models = [r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
+    return priced_requests_cte(flt.prices, models)
 
 
 def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
@@ -93,7 +98,8 @@ def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
     if period not in PERIODS:
         raise QueryError(f"unknown period {period!r}; use daily, weekly or monthly")
     where, params = flt.where()
-    rows = wh.query(f"""
+    cte, cte_params = _priced(wh, flt)
+    rows = wh.query(cte + f"""
         SELECT {PERIODS[period]} AS k, coalesce(model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
@@ -101,14 +107,15 @@ def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
                count(*) AS requests
         FROM api_request_cost WHERE {where}
         GROUP BY 1, 2 ORDER BY 1, 2
-    """, [flt.tz, *params])
+    """, [*cte_params, flt.tz, *params])
     return _group(rows, "k", PERIOD_KEY[period])
 
 
 def model_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
     """One row per model over the whole range."""
     where, params = flt.where()
-    rows = wh.query(f"""
+    cte, cte_params = _priced(wh, flt)
+    rows = wh.query(cte + f"""
         SELECT coalesce(model, 'unknown') AS model, any_value(price_key) AS price_key,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
@@ -116,7 +123,7 @@ def model_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
                count(*) AS requests, count(*) FILTER (WHERE long_context) AS long_context_requests
         FROM api_request_cost WHERE {where}
         GROUP BY 1 ORDER BY cost_usd DESC NULLS LAST, 1
-    """, params)
+    """, [*cte_params, *params])
     return [{"model": r["model"], "priced_as": r["price_key"], **_totals(r), "requests": int(r["requests"]),
              "long_context_requests": int(r["long_context_requests"]),
              "unpriced": r["cost_usd"] is None} for r in rows]
@@ -125,15 +132,15 @@ def model_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
 def session_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
     """One row per session: project, host, first/last activity, tokens, cost, models."""
     where, params = flt.where()
-    rows = wh.query(f"""
-        WITH r AS (SELECT * FROM api_request_cost WHERE {where})
+    cte, cte_params = _priced(wh, flt)
+    rows = wh.query(cte + f""", r AS (SELECT * FROM api_request_cost WHERE {where})
         SELECT r.session_id AS k, coalesce(r.model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
                CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
                count(*) AS requests
         FROM r GROUP BY 1, 2 ORDER BY 1, 2
-    """, params)
+    """, [*cte_params, *params])
     grouped = _group(rows, "k", "session_id")
     meta = {m["session_id"]: m for m in wh.query("""
         SELECT s.session_id, s.project, s.host, s.first_ts, s.last_ts, s.git_branch, s.version,
@@ -155,14 +162,15 @@ def session_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
 def project_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
     """One row per project (working directory): sessions, tokens, cost, last activity."""
     where, params = flt.where()
-    rows = wh.query(f"""
+    cte, cte_params = _priced(wh, flt)
+    rows = wh.query(cte + f"""
         SELECT coalesce(project, 'unknown') AS k, coalesce(model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
                CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
                count(*) AS requests
         FROM api_request_cost WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2
-    """, params)
+    """, [*cte_params, *params])
     extra = {r["k"]: r for r in wh.query(f"""
         SELECT coalesce(project, 'unknown') AS k, count(DISTINCT session_id) AS sessions, max(ts) AS last_ts
         FROM api_request WHERE {where} GROUP BY 1""", params)}

@@ -192,15 +192,17 @@ def from_litellm(doc: dict[str, Any], *, version: str) -> dict[str, Any]:
     return {"version": version, "unit": "USD per million tokens", "source": "LiteLLM import", "models": out}
 
 
-def sync_model_prices(wh, table: PriceTable, models: Iterable[str] | None = None) -> None:
-    """Rewrite ``model_price`` so that every model in ``api_request`` (or ``models``) has its row.
+PRICE_COLUMNS = ("model", "price_key", "input_per_mtok", "output_per_mtok", "cache_write_5m_per_mtok",
+                 "cache_write_1h_per_mtok", "cache_read_per_mtok", "long_context_threshold", "long_input_per_mtok",
+                 "long_output_per_mtok", "long_cache_write_5m_per_mtok", "long_cache_write_1h_per_mtok",
+                 "long_cache_read_per_mtok", "fast_multiplier", "table_version")
+_PRICE_TYPES = ["VARCHAR", "VARCHAR"] + ["DOUBLE"] * 5 + ["BIGINT"] + ["DOUBLE"] * 6 + ["VARCHAR"]
 
-    Unpriced models get a row with NULL prices so the ``api_request_cost`` view yields NULL cost.
-    """
-    if models is None:
-        models = [r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
+
+def price_rows(table: PriceTable, models: Iterable[str]) -> list[list[Any]]:
+    """One ``model_price`` row (values in :data:`PRICE_COLUMNS` order) per model; unpriced → NULL prices."""
     rows = []
-    for model in sorted(set(models)):
+    for model in sorted(set(m for m in models if m is not None)):
         p = table.resolve(model)
         lc = p.long_context if p else None
         rows.append([model, p.key if p else None,
@@ -210,9 +212,55 @@ def sync_model_prices(wh, table: PriceTable, models: Iterable[str] | None = None
                      lc["output"] if lc else None, lc["cache_write_5m"] if lc else None,
                      lc["cache_write_1h"] if lc else None, lc["cache_read"] if lc else None,
                      p.fast_multiplier if p else None, table.version])
+    return rows
+
+
+# Cost of each request (request-level long context, fast mode). Used by the api_request_cost view over
+# the model_price table, and by reports over an inline model_price CTE: one definition of cost.
+COST_SELECT = """
+SELECT r.*,
+       p.price_key,
+       (r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens) > coalesce(p.long_context_threshold, 9e18)
+           AS long_context,
+       CASE WHEN p.price_key IS NULL THEN NULL ELSE (
+         CASE WHEN (r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens) > coalesce(p.long_context_threshold, 9e18)
+         THEN r.input_tokens * p.long_input_per_mtok
+            + r.output_tokens * p.long_output_per_mtok
+            + coalesce(r.cache_creation_5m_tokens, r.cache_creation_tokens - coalesce(r.cache_creation_1h_tokens, 0)) * p.long_cache_write_5m_per_mtok
+            + coalesce(r.cache_creation_1h_tokens, 0) * p.long_cache_write_1h_per_mtok
+            + r.cache_read_tokens * p.long_cache_read_per_mtok
+         ELSE r.input_tokens * p.input_per_mtok
+            + r.output_tokens * p.output_per_mtok
+            + coalesce(r.cache_creation_5m_tokens, r.cache_creation_tokens - coalesce(r.cache_creation_1h_tokens, 0)) * p.cache_write_5m_per_mtok
+            + coalesce(r.cache_creation_1h_tokens, 0) * p.cache_write_1h_per_mtok
+            + r.cache_read_tokens * p.cache_read_per_mtok
+         END * CASE WHEN r.speed = 'fast' THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6
+       ) END AS cost_usd
+FROM api_request r LEFT JOIN model_price p ON p.model = r.model
+"""
+
+
+def priced_requests_cte(table: PriceTable, models: Iterable[str]) -> tuple[str, list[Any]]:
+    """``WITH model_price AS (…), api_request_cost AS (…)`` pricing with ``table`` inside one read-only
+    query, so a report works through a running server and honours local overrides. Returns the SQL
+    prefix and its parameters; the caller appends its SELECT over ``api_request_cost``."""
+    rows = price_rows(table, models) or [[None] * len(PRICE_COLUMNS)]
+    first = "(" + ", ".join(f"CAST(? AS {t})" for t in _PRICE_TYPES) + ")"
+    values = ", ".join([first] + ["(" + ", ".join("?" * len(_PRICE_TYPES)) + ")"] * (len(rows) - 1))
+    sql = (f"WITH model_price({', '.join(PRICE_COLUMNS)}) AS (VALUES {values}), "
+           f"api_request_cost AS ({COST_SELECT}) ")
+    return sql, [v for row in rows for v in row]
+
+
+def sync_model_prices(wh, table: PriceTable, models: Iterable[str] | None = None) -> None:
+    """Rewrite ``model_price`` so that every model in ``api_request`` (or ``models``) has its row, for the
+    ``api_request_cost`` view. Unpriced models get NULL prices so the view yields NULL cost."""
+    if models is None:
+        models = [r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
+    rows = price_rows(table, models)
     current = [list(r.values()) for r in wh.query("SELECT * FROM model_price ORDER BY model")]
     if current == rows:
-        return  # nothing changed: no write (reports stay read-only in the common case)
+        return  # nothing changed: no write
     with wh.transaction():
         wh.execute("DELETE FROM model_price")
         for row in rows:

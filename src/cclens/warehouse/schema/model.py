@@ -8,6 +8,7 @@ the largest usage any source reported for the request. Cost is not stored: the v
 so a price-table refresh re-prices history; a model with no price has ``cost_usd`` NULL (unpriced).
 """
 
+from ...model.pricing import COST_SELECT
 from ..migrations import register
 
 register("model", [
@@ -102,25 +103,7 @@ register("model", [
         fast_multiplier         DOUBLE,
         table_version           VARCHAR
     );
-    CREATE OR REPLACE VIEW api_request_cost AS
-    SELECT r.*,
-           p.price_key,
-           (r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens) > coalesce(p.long_context_threshold, 9e18)
-               AS long_context,
-           CASE WHEN p.price_key IS NULL THEN NULL ELSE (
-             CASE WHEN (r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens) > coalesce(p.long_context_threshold, 9e18)
-             THEN r.input_tokens * p.long_input_per_mtok
-                + r.output_tokens * p.long_output_per_mtok
-                + coalesce(r.cache_creation_5m_tokens, r.cache_creation_tokens - coalesce(r.cache_creation_1h_tokens, 0)) * p.long_cache_write_5m_per_mtok
-                + coalesce(r.cache_creation_1h_tokens, 0) * p.long_cache_write_1h_per_mtok
-                + r.cache_read_tokens * p.long_cache_read_per_mtok
-             ELSE r.input_tokens * p.input_per_mtok
-                + r.output_tokens * p.output_per_mtok
-                + coalesce(r.cache_creation_5m_tokens, r.cache_creation_tokens - coalesce(r.cache_creation_1h_tokens, 0)) * p.cache_write_5m_per_mtok
-                + coalesce(r.cache_creation_1h_tokens, 0) * p.cache_write_1h_per_mtok
-                + r.cache_read_tokens * p.cache_read_per_mtok
-             END * CASE WHEN r.speed = 'fast' THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6
-           ) END AS cost_usd
-    FROM api_request r LEFT JOIN model_price p ON p.model = r.model;
     """,
+    # the view over model_price; reports use the same COST_SELECT over an inline price CTE
+    lambda wh: wh.execute("CREATE OR REPLACE VIEW api_request_cost AS " + COST_SELECT),
 ])
