@@ -51,6 +51,14 @@ def _client(idx: int, url: str, grpc_port: int, stop: threading.Event, acked: li
 def test_kill_9_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CCLENS_", "OTEL_"))}
     srv = ServeProcess(tmp_path / "wh.duckdb", env=env).start()
+    try:
+        _run_crash_test(srv)
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.kill()
+
+
+def _run_crash_test(srv: ServeProcess) -> None:
     stop = threading.Event()
     acked: list[list[str]] = [[] for _ in range(3)]
     threads = [threading.Thread(target=_client, args=(i, srv.url, srv.grpc_port, stop, acked[i], i == 2))

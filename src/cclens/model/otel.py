@@ -585,13 +585,15 @@ class _Batch:
                         otel_cost_usd = coalesce(s.otel_cost_usd, a.otel_cost_usd),
                         from_otel = true, updated_at = now()
                     FROM _otel_api s WHERE a.request_key = s.request_key""")
-            names = ", ".join(cols)
-            wh.execute(f"""
-                INSERT INTO api_request ({names}, from_otel, from_transcripts, updated_at)
-                SELECT {names}, true, false, now() FROM _otel_api s
-                WHERE NOT EXISTS (SELECT 1 FROM api_request a WHERE a.request_key = s.request_key)""")
         finally:
             wh.unregister("_otel_api")
+        new = t.filter(pa.array([r["request_key"] not in existing for r in rows]))
+        if new.num_rows:
+            n = new.num_rows
+            new = new.append_column("from_otel", pa.array([True] * n)).append_column(
+                "from_transcripts", pa.array([False] * n)).append_column(
+                "updated_at", pa.array([self.now] * n, pa.timestamp("us", tz="UTC")))
+            wh.append("api_request", new)
         models = {r["model"] for r in rows if r["model"]}
         if self.m._price_sync is not None:
             if self.m._models is None:
@@ -605,11 +607,13 @@ class _Batch:
         t = _Cols(names, list(self.prompts.values())).table({"ts": _TS, "length": pa.int32()})
         wh.register("_otel_prompt", t)
         try:
-            wh.execute("""INSERT INTO prompt (prompt_id, session_id, ts, host, length, source, text)
-                          SELECT * FROM _otel_prompt s WHERE NOT EXISTS (
-                              SELECT 1 FROM prompt p WHERE p.prompt_id = s.prompt_id AND p.source = 'otel')""")
+            existing = {r["prompt_id"] for r in wh.query(
+                "SELECT prompt_id FROM prompt WHERE source = 'otel' AND prompt_id IN (SELECT prompt_id FROM _otel_prompt)")}
         finally:
             wh.unregister("_otel_prompt")
+        new = t.filter(pa.array([p not in existing for p in t.column("prompt_id").to_pylist()]))
+        if new.num_rows:
+            wh.append("prompt", new)
 
     def _upsert_tools(self, wh: Any) -> None:
         rows = list(self.tools.values())
@@ -621,17 +625,20 @@ class _Batch:
         })
         wh.register("_otel_tool", t)
         try:
-            wh.execute("""
-                UPDATE tool_use u SET ts = coalesce(u.ts, s.ts), tool_name = coalesce(u.tool_name, s.tool_name),
-                    result_ts = coalesce(s.result_ts, u.result_ts), is_error = coalesce(s.is_error, u.is_error),
-                    session_id = coalesce(u.session_id, s.session_id)
-                FROM _otel_tool s WHERE u.tool_use_id = s.tool_use_id AND u.source = 'otel'""")
-            wh.execute("""
-                INSERT INTO tool_use (tool_use_id, session_id, ts, tool_name, result_ts, is_error, source)
-                SELECT tool_use_id, session_id, ts, tool_name, result_ts, is_error, 'otel' FROM _otel_tool s
-                WHERE NOT EXISTS (SELECT 1 FROM tool_use u WHERE u.tool_use_id = s.tool_use_id AND u.source = 'otel')""")
+            existing = {r["tool_use_id"] for r in wh.query(
+                "SELECT tool_use_id FROM tool_use WHERE source = 'otel' "
+                "AND tool_use_id IN (SELECT tool_use_id FROM _otel_tool)")}
+            if existing:
+                wh.execute("""
+                    UPDATE tool_use u SET ts = coalesce(u.ts, s.ts), tool_name = coalesce(u.tool_name, s.tool_name),
+                        result_ts = coalesce(s.result_ts, u.result_ts), is_error = coalesce(s.is_error, u.is_error),
+                        session_id = coalesce(u.session_id, s.session_id)
+                    FROM _otel_tool s WHERE u.tool_use_id = s.tool_use_id AND u.source = 'otel'""")
         finally:
             wh.unregister("_otel_tool")
+        new = t.filter(pa.array([r["tool_use_id"] not in existing for r in rows]))
+        if new.num_rows:
+            wh.append("tool_use", new.append_column("source", pa.array(["otel"] * new.num_rows)))
 
 
 def _point_data(kind: str, dp: Any) -> dict[str, Any]:
