@@ -48,7 +48,6 @@ class GrpcReceiver:
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cclens-grpc"),
             options=[("grpc.max_receive_message_length", ingest.max_body_bytes),
                      ("grpc.max_send_message_length", 4 << 20)],
-            maximum_concurrent_rpcs=ingest.max_inflight,
         )
         handlers = []
         for signal, service in _SERVICES.items():
