@@ -241,6 +241,7 @@ def main() -> int:
                     break
                 time.sleep(0.2)
             drain = time.time() - t_drain
+            wstats = h["writer"]
             stored = wh.scalar("SELECT count(*) FROM otel_event")
             distinct = wh.scalar("SELECT count(*) FROM (SELECT DISTINCT request_id, record_index FROM otel_event)")
             api_rows = wh.scalar("SELECT count(*) FROM api_request")
@@ -259,6 +260,9 @@ def main() -> int:
                                             f"{max(lat) * 1000:.1f} ms"),
             ("429/503 answers, errors", f"{sum(r['retried'] for r in results)}, {sum(r['errors'] for r in results)}"),
             ("spool backlog left when clients stopped", f"applied {drain:.1f} s later"),
+            ("writer thread busy / CPU", f"{wstats['busy_seconds']:.1f} s / {wstats['cpu_seconds']:.1f} s "
+                                         f"of {wall + drain:.0f} s"),
+            ("server process CPU", f"{h['process_cpu_seconds']:.1f} s"),
             ("stored events / distinct", f"{stored:,} / {distinct:,}"),
             ("api_request rows / distinct keys / acknowledged", f"{api_rows:,} / {api_keys:,} / {acked_api:,}"),
             ("metric points stored / acknowledged", f"{stored_points:,} / {points:,}"),

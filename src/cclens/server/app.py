@@ -131,7 +131,9 @@ def create_app(settings: Settings, warehouse: Any, *, writer: Writer | None = No
             "status": "ok" if writer.running else "stopping",
             "version": __version__,
             "db": str(settings.db),
-            "writer": {"commits": writer.commits, "last_error": writer.last_error},
+            "process_cpu_seconds": round(time.process_time(), 3),
+            "writer": {"commits": writer.commits, "last_error": writer.last_error,
+                       "busy_seconds": round(writer.busy_seconds, 3), "cpu_seconds": round(writer.cpu_seconds, 3)},
         }
         for name, fn in app.state.health.items():
             body[name] = fn()

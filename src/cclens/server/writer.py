@@ -68,6 +68,8 @@ class Writer:
         self.last_error: str | None = None
         self.commits = 0
         self.last_commit_at: float | None = None
+        self.busy_seconds = 0.0  # wall time spent writing (vs. waiting for work)
+        self.cpu_seconds = 0.0   # CPU time of the writer thread (Python + DuckDB work it ran)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def add_source(self, source: BatchSource) -> None:
@@ -133,11 +135,15 @@ class Writer:
                 jobs = list(self._jobs)
                 self._jobs.clear()
                 stopping = self._stopping
+            t0 = time.perf_counter()
             for fn, fut in jobs:
                 self._run_job(fn, fut)
             worked = False
             for src in self._sources:
                 worked |= self._drain_once(src)
+            if jobs or worked:
+                self.busy_seconds += time.perf_counter() - t0
+            self.cpu_seconds = time.thread_time()
             if stopping and not worked and not self._jobs and not self._any_pending():
                 return
 
