@@ -173,18 +173,21 @@ def test_duplicates_are_stored_once(warehouse):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32 - 1), subagent=st.booleans())
-def test_model_does_not_depend_on_arrival_order(tmp_path_factory, seed, subagent):
+@given(seed=st.integers(0, 2**32 - 1), subagent=st.booleans(), batch=st.integers(1, 8))
+def test_model_does_not_depend_on_arrival_order_or_batching(tmp_path_factory, seed, subagent, batch):
+    """In order one at a time, or shuffled in batches of any size: the same model."""
     from cclens.warehouse import open_warehouse
 
     events = [ev(b, i) for i, b in enumerate(session_events(subagent=subagent))]
     shuffled = events[:]
     random.Random(seed).shuffle(shuffled)
     snaps = []
-    for order in (events, shuffled):
+    for order, size in ((events, 1), (shuffled, batch)):
         wh = open_warehouse(":memory:")
         try:
-            store_events(wh, order)
+            for i in range(0, len(order), size):
+                with wh.transaction():
+                    store_events(wh, order[i:i + size])
             snaps.append(model_snapshot(wh))
         finally:
             wh.close()

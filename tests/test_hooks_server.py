@@ -12,7 +12,7 @@ from cclens.config import load_settings
 from cclens.server.app import ROUTER_MODULES, create_app
 from cclens.server.auth import create_token
 from cclens.server.hooks import hooks_section
-from serve_support import ThreadServer
+from serve_support import ThreadServer, wait_until
 
 SID = "3649b710-3145-482c-8c8e-916950e37083"
 
@@ -104,8 +104,9 @@ def test_session_view_has_a_hooks_section(warehouse, db_path, fixtures):
     with ThreadServer(app) as srv, httpx.Client(base_url=srv.url) as client:
         for body in bodies:
             assert client.post("/hooks", json=body).status_code == 200
-        view = client.get(f"/api/v1/sessions/{SID}")
-        assert view.status_code == 200, view.text
+        # answered before the commit: the events are stored a moment later
+        view = wait_until(lambda: (v := client.get(f"/api/v1/sessions/{SID}")).status_code == 200 and
+                          v.json()["sources"]["hooks"]["events"] == len(bodies) and v, what="hooks stored")
     hooks = view.json()["sources"]["hooks"]
     assert hooks["prompts"] == 1 and hooks["tool_uses"] == 1 and hooks["events"] == len(bodies)
     assert [e["event"] for e in hooks["detail"]["timeline"]] == [b["hook_event_name"] for b in bodies]

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_BUDGET = 1.0
-STARTUP_ALLOWANCE = 0.15  # interpreter start-up before main() runs, taken from the budget
+STARTUP_ALLOWANCE = 0.15  # assumed interpreter start-up when /proc cannot tell
+EXIT_MARGIN = 0.1  # left for the process to exit and the parent to notice, under load
 BATCH_FILES = 200
 BATCH_BYTES = 4 * 1024 * 1024
 MAX_SPOOL_FILES = 50_000  # beyond this new events are dropped (and counted) rather than fill the disk
@@ -212,6 +213,18 @@ def _clean_stale_tmp(spool: Path) -> None:
                 pass
 
 
+def _process_age() -> float:
+    """Seconds since this process started (interpreter start-up included), from /proc; else a guess."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return STARTUP_ALLOWANCE
+
+
 def _silence() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -233,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         budget = DEFAULT_BUDGET
     budget = max(0.2, budget)
-    hard_stop = start + budget - STARTUP_ALLOWANCE
+    # The budget counts from the moment Claude Code started us, not from here.
+    hard_stop = start + budget - _process_age() - EXIT_MARGIN
     watchdog = threading.Timer(max(0.05, hard_stop - time.monotonic()), os._exit, (0,))
     watchdog.daemon = True
     watchdog.start()

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from ..errors import SourceError
-from .hooks_model import apply_event
+from .hooks_model import apply_events
 
 # The hook events of Claude Code 2.1.x (from the binary's own enum); others are stored all the same.
 KNOWN_EVENTS = (
@@ -47,6 +47,7 @@ _TEXT_FIELD = {"UserPromptSubmit": "prompt", "UserPromptExpansion": "prompt", "P
 TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied"}
 AGENT_TOOLS = ("Agent", "Task")
 MAX_RAW_QUARANTINE = 64 * 1024
+_CHUNK = 400
 
 
 class HookPayloadError(SourceError):
@@ -180,33 +181,46 @@ def quarantine(wh: Any, raw: bytes | str, reason: str, *, origin: str, host: str
 def store_events(wh: Any, events: list[HookEvent], *, capture_content: bool = False) -> StoreStats:
     """Land ``events`` (each ``event_id`` once) and fold the new ones into the model tables.
 
-    Run it inside one transaction (the server's writer does). Safe to call again with the same
-    events: duplicates are counted, not stored.
+    Run it inside one transaction (the server's writer does); a batch costs little more than one
+    event. Safe to call again with the same events: duplicates are counted, not stored. ``seq``
+    follows the order of ``events``.
     """
     stats = StoreStats()
     if not events:
         return stats
     ids = list(dict.fromkeys(e.event_id for e in events))
-    seen = {r["event_id"] for r in wh.query(
-        f"SELECT event_id FROM landing_hook_event WHERE event_id IN ({', '.join('?' * len(ids))})", ids)}
+    seen: set[str] = set()
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i:i + _CHUNK]
+        seen |= {r["event_id"] for r in wh.query(
+            f"SELECT event_id FROM landing_hook_event WHERE event_id IN ({', '.join('?' * len(part))})", part)}
+    new: list[HookEvent] = []
     for ev in events:
         if ev.event_id in seen:
             stats.duplicates += 1
             continue
         seen.add(ev.event_id)
+        new.append(ev)
+    if not new:
+        return stats
+    seqs = sorted(r["s"] for r in wh.query("SELECT nextval('hook_event_seq') AS s FROM range(?)", [len(new)]))
+    cols = ("event_id, seq, event_name, session_id, prompt_id, tool_use_id, tool_name, agent_id, agent_type, ts, "
+            "received_at, via, host, remote_addr, raw, omitted, content_length")
+    rows = []
+    for seq, ev in zip(seqs, new):
         raw, omitted = (ev.body, []) if capture_content else strip_content(ev.name, ev.body)
-        tool_name = ev.get("tool_name")
-        wh.execute(
-            "INSERT INTO landing_hook_event (event_id, seq, event_name, session_id, prompt_id, tool_use_id, "
-            "tool_name, agent_id, agent_type, ts, received_at, via, host, remote_addr, raw, omitted, content_length) "
-            "VALUES (?, nextval('hook_event_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [ev.event_id, ev.name[:200], ev.get("session_id"), ev.get("prompt_id"), ev.get("tool_use_id"),
-             tool_name, ev.get("agent_id"), ev.get("agent_type"), ev.ts, ev.received_at, ev.via, ev.host,
-             ev.remote_addr, orjson.dumps(raw, default=str).decode(), omitted, _content_length(ev)])
-        stats.stored += 1
+        rows.append([ev.event_id, seq, ev.name[:200], ev.get("session_id"), ev.get("prompt_id"),
+                     ev.get("tool_use_id"), ev.get("tool_name"), ev.get("agent_id"), ev.get("agent_type"), ev.ts,
+                     ev.received_at, ev.via, ev.host, ev.remote_addr, orjson.dumps(raw, default=str).decode(),
+                     omitted, _content_length(ev)])
         if ev.get("session_id"):
             stats.sessions.add(ev.get("session_id"))  # type: ignore[arg-type]
-            apply_event(wh, ev, capture_content=capture_content)
+    for i in range(0, len(rows), _CHUNK):
+        part = rows[i:i + _CHUNK]
+        values = ", ".join(["(" + ", ".join("?" * 17) + ")"] * len(part))
+        wh.execute(f"INSERT INTO landing_hook_event ({cols}) VALUES {values}", [x for r in part for x in r])
+    stats.stored = len(new)
+    apply_events(wh, new, capture_content=capture_content)
     return stats
 
 

@@ -1,37 +1,71 @@
-"""Folds one new hook event into the hook model tables, independent of arrival order.
+"""Folds new hook events into the hook model tables, a batch at a time, independent of arrival order.
 
-Each table row is read, merged in Python and written back (``INSERT OR REPLACE``); every merge rule
-is order-free (earliest start, latest end, latest-by-time for modes, counts on first sight of a
-thing), so a spooled SessionStart that arrives after the session ended gives the same rows as one
-that arrived on time. Called by :func:`cclens.sources.hooks.store_events` inside its transaction.
+The rows a batch touches are read once (``… WHERE id IN (…)``), merged in Python and written back
+with one multi-row ``INSERT OR REPLACE`` per table: DuckDB point writes cost milliseconds each, a
+batch of hundreds of events costs about the same as one. Every merge rule is order-free (earliest
+start, latest end, latest-by-time for modes, counts on first sight of a thing), so a spooled
+SessionStart that arrives after the session ended gives the same rows as one that arrived on time.
+Subagent→Agent-call pairing and compactions are recomputed per session from what is stored.
+Called by :func:`cclens.sources.hooks.store_events` inside its transaction.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hooks import HookEvent
 
 _AGENT_TOOLS = ("Agent", "Task")
 _TERMINAL = {"success", "failure", "interrupted", "denied"}
+_TOOL_LIFECYCLE = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied")
+_CHUNK = 400  # rows per statement
+_COLUMNS: dict[str, list[str]] = {}
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _get(wh: Any, table: str, key_col: str, key: str) -> dict[str, Any] | None:
-    rows = wh.query(f"SELECT * FROM {table} WHERE {key_col} = ?", [key])
-    return dict(rows[0]) if rows else None
+def _columns(wh: Any, table: str) -> list[str]:
+    if table not in _COLUMNS:
+        _COLUMNS[table] = [r["column_name"] for r in wh.query(f"DESCRIBE {table}")]
+    return _COLUMNS[table]
 
 
-def _put(wh: Any, table: str, row: dict[str, Any]) -> None:
-    row["updated_at"] = _now()
-    cols = list(row)
-    wh.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-               [row[c] for c in cols])
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def _load(wh: Any, table: str, key: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for part in _chunks(sorted(set(ids))):
+        for row in wh.query(f"SELECT * FROM {table} WHERE {key} IN ({', '.join('?' * len(part))})", part):
+            out[row[key]] = dict(row)
+    return out
+
+
+def _put_many(wh: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    cols = _columns(wh, table)
+    now = _now()
+    for part in _chunks(rows):
+        values = ", ".join(["(" + ", ".join("?" * len(cols)) + ")"] * len(part))
+        params = [now if c == "updated_at" else r.get(c) for r in part for c in cols]
+        wh.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES {values}", params)
+
+
+def _replace_source_rows(wh: Any, table: str, key: str, rows: list[dict[str, Any]], cols: list[str]) -> None:
+    """Replace the ``source = 'hooks'`` rows of ``table`` (no primary key there) for ``rows``' keys."""
+    for part in _chunks(rows):
+        wh.execute(f"DELETE FROM {table} WHERE source = 'hooks' AND {key} IN ({', '.join('?' * len(part))})",
+                   [r[key] for r in part])
+        values = ", ".join(["(" + ", ".join("?" * len(cols)) + ", 'hooks')"] * len(part))
+        wh.execute(f"INSERT INTO {table} ({', '.join(cols)}, source) VALUES {values}",
+                   [r.get(c) for r in part for c in cols])
 
 
 def _min(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -51,12 +85,8 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
 def _int(value: Any) -> int | None:
     try:
         return int(float(value)) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-
-
-def _text_len(value: Any) -> int | None:
-    return len(value) if isinstance(value, str) else None
 
 
 def _latest(row: dict[str, Any], col: str, value: str | None, ts: datetime) -> None:
@@ -69,117 +99,118 @@ def _latest(row: dict[str, Any], col: str, value: str | None, ts: datetime) -> N
         row[f"{col}_at"] = ts
 
 
-def apply_event(wh: Any, ev: "HookEvent", *, capture_content: bool = False) -> None:
-    """Fold ``ev`` (already landed, seen for the first time) into the model tables."""
-    sid = ev.get("session_id")
-    if not sid:
-        return
-    name = ev.name
-    s = _get(wh, "hook_session", "session_id", sid) or {
-        "session_id": sid, "start_count": 0, "end_count": 0, "event_count": 0, "prompt_count": 0,
-        "tool_use_count": 0, "subagent_count": 0, "compaction_count": 0, "notification_count": 0,
-        "stop_failure_count": 0}
-    ts = ev.ts
-    s["host"] = s.get("host") or ev.host
-    _latest(s, "cwd", ev.get("cwd"), ts)
-    _latest(s, "permission_mode", ev.get("permission_mode"), ts)
-    s["transcript_path"] = s.get("transcript_path") or ev.get("transcript_path")
-    s["first_event_at"] = _min(s.get("first_event_at"), ts)
-    s["last_event_at"] = _max(s.get("last_event_at"), ts)
-    s["event_count"] += 1
-
-    if name == "SessionStart":
-        if s.get("started_at") is None or ts < s["started_at"]:
-            s["started_at"] = ts
-            s["start_source"] = ev.get("source")
-        s["start_count"] += 1
-        s["model"] = ev.get("model") or s.get("model")
-        s["agent_type"] = ev.get("agent_type") or s.get("agent_type")
-    elif name == "SessionEnd":
-        if s.get("ended_at") is None or ts >= s["ended_at"]:
-            s["ended_at"] = ts
-            s["end_reason"] = ev.get("reason")
-        s["end_count"] += 1
-    elif name == "UserPromptSubmit":
-        s["prompt_count"] += 1
-        _prompt(wh, ev, sid, capture_content)
-    elif name == "StopFailure":
-        s["stop_failure_count"] += 1
-    elif name == "Notification":
-        s["notification_count"] += 1
-        wh.execute("INSERT OR REPLACE INTO hook_notification VALUES (?, ?, ?, ?, ?, ?)",
-                   [ev.event_id, sid, ts, ev.get("notification_type"), ev.get("title"), ev.get("message")])
-
-    if name in ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied") and ev.get("tool_use_id"):
-        s["tool_use_count"] += _tool_event(wh, ev, sid, ev.get("tool_use_id"), capture_content)  # type: ignore[arg-type]
-    elif name == "PostToolBatch":
-        for call in ev.body.get("tool_calls") or []:
-            if isinstance(call, dict) and isinstance(call.get("tool_use_id"), str):
-                s["tool_use_count"] += _batch_call(wh, ev, sid, call)
-    if name in ("SubagentStart", "SubagentStop") or (ev.get("agent_id") and name in (
-            "PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied")):
-        s["subagent_count"] += _subagent(wh, ev, sid)
-    if name in ("PreCompact", "PostCompact"):
-        s["compaction_count"] = rebuild_compactions(wh, sid)
-    if name == "SubagentStart" or (name == "PreToolUse" and ev.get("tool_name") in _AGENT_TOOLS):
-        pair_subagents(wh, sid)
-    _put(wh, "hook_session", s)
+def _batch_calls(ev: "HookEvent") -> list[dict[str, Any]]:
+    if ev.name != "PostToolBatch":
+        return []
+    return [c for c in ev.body.get("tool_calls") or [] if isinstance(c, dict) and isinstance(c.get("tool_use_id"), str)]
 
 
-def _prompt(wh: Any, ev: "HookEvent", sid: str, capture_content: bool) -> None:
-    prompt_id = ev.get("prompt_id")
-    if not prompt_id:
-        return
-    text = ev.body.get("prompt") if isinstance(ev.body.get("prompt"), str) else None
-    wh.execute("DELETE FROM prompt WHERE prompt_id = ? AND source = 'hooks'", [prompt_id])
-    wh.execute("INSERT INTO prompt (prompt_id, session_id, ts, host, length, source, text) "
-               "VALUES (?, ?, ?, ?, ?, 'hooks', ?)",
-               [prompt_id, sid, ev.ts, ev.host, _text_len(text), text if capture_content else None])
+class _Batch:
+    """The model rows a batch of events touches, loaded once and written back once."""
 
+    def __init__(self, wh: Any, events: list["HookEvent"], capture_content: bool):
+        self.wh = wh
+        self.capture = capture_content
+        self.sessions = _load(wh, "hook_session", "session_id", (e.get("session_id") for e in events))
+        tool_ids = [e.get("tool_use_id") for e in events if e.name in _TOOL_LIFECYCLE and e.get("tool_use_id")]
+        tool_ids += [c["tool_use_id"] for e in events for c in _batch_calls(e)]
+        self.tools = _load(wh, "hook_tool_use", "tool_use_id", tool_ids)
+        agent_ids = [e.get("agent_id") for e in events if e.get("agent_id")]
+        self.subagents = _load(wh, "hook_subagent", "agent_id", agent_ids)
+        self.touched_tools: set[str] = set()
+        self.touched_agents: set[str] = set()
+        self.notifications: list[dict[str, Any]] = []
+        self.prompts: dict[str, dict[str, Any]] = {}
+        self.pair: set[str] = set()
+        self.compact: set[str] = set()
 
-def _new_tool(ev: "HookEvent", sid: str, tool_use_id: str) -> dict[str, Any]:
-    return {"tool_use_id": tool_use_id, "session_id": sid, "status": "running"}
+    # -- per event ---------------------------------------------------------------------------------
+    def apply(self, ev: "HookEvent") -> None:
+        sid = ev.get("session_id")
+        if not sid:
+            return
+        name, ts = ev.name, ev.ts
+        s = self.sessions.get(sid)
+        if s is None:
+            s = self.sessions[sid] = {
+                "session_id": sid, "start_count": 0, "end_count": 0, "event_count": 0, "prompt_count": 0,
+                "tool_use_count": 0, "subagent_count": 0, "compaction_count": 0, "notification_count": 0,
+                "stop_failure_count": 0}
+        s["host"] = s.get("host") or ev.host
+        _latest(s, "cwd", ev.get("cwd"), ts)
+        _latest(s, "permission_mode", ev.get("permission_mode"), ts)
+        s["transcript_path"] = s.get("transcript_path") or ev.get("transcript_path")
+        s["first_event_at"] = _min(s.get("first_event_at"), ts)
+        s["last_event_at"] = _max(s.get("last_event_at"), ts)
+        s["event_count"] += 1
+        if name == "SessionStart":
+            if s.get("started_at") is None or ts < s["started_at"]:
+                s["started_at"] = ts
+                s["start_source"] = ev.get("source")
+            s["start_count"] += 1
+            s["model"] = ev.get("model") or s.get("model")
+            s["agent_type"] = ev.get("agent_type") or s.get("agent_type")
+        elif name == "SessionEnd":
+            if s.get("ended_at") is None or ts >= s["ended_at"]:
+                s["ended_at"] = ts
+                s["end_reason"] = ev.get("reason")
+            s["end_count"] += 1
+        elif name == "UserPromptSubmit":
+            s["prompt_count"] += 1
+            self._prompt(ev, sid)
+        elif name == "StopFailure":
+            s["stop_failure_count"] += 1
+        elif name == "Notification":
+            s["notification_count"] += 1
+            self.notifications.append({"event_id": ev.event_id, "session_id": sid, "ts": ts,
+                                       "notification_type": ev.get("notification_type"), "title": ev.get("title"),
+                                       "message": ev.get("message")})
+        if name in _TOOL_LIFECYCLE and ev.get("tool_use_id"):
+            s["tool_use_count"] += self._tool_event(ev, sid, ev.get("tool_use_id"))  # type: ignore[arg-type]
+        for call in _batch_calls(ev):
+            s["tool_use_count"] += self._batch_call(ev, sid, call)
+        if name in ("SubagentStart", "SubagentStop") or (ev.get("agent_id") and name in _TOOL_LIFECYCLE):
+            s["subagent_count"] += self._subagent(ev, sid)
+        if name in ("PreCompact", "PostCompact"):
+            self.compact.add(sid)
+        if name == "SubagentStart" or (name == "PreToolUse" and ev.get("tool_name") in _AGENT_TOOLS):
+            self.pair.add(sid)
 
+    def _prompt(self, ev: "HookEvent", sid: str) -> None:
+        prompt_id = ev.get("prompt_id")
+        if not prompt_id:
+            return
+        text = ev.body.get("prompt") if isinstance(ev.body.get("prompt"), str) else None
+        self.prompts[prompt_id] = {"prompt_id": prompt_id, "session_id": sid, "ts": ev.ts, "host": ev.host,
+                                   "length": len(text) if text is not None else None,
+                                   "text": text if self.capture else None}
 
-def _fill_tool(row: dict[str, Any], ev: "HookEvent", tool_name: str | None) -> None:
-    for col, value in (("prompt_id", ev.get("prompt_id")), ("agent_id", ev.get("agent_id")),
-                       ("agent_type", ev.get("agent_type")), ("tool_name", tool_name),
-                       ("permission_mode", ev.get("permission_mode"))):
-        if value and not row.get(col):
-            row[col] = value
+    def _tool(self, ev: "HookEvent", sid: str, tool_use_id: str, tool_name: str | None) -> tuple[dict[str, Any], int]:
+        row = self.tools.get(tool_use_id)
+        created = row is None
+        if row is None:
+            row = self.tools[tool_use_id] = {"tool_use_id": tool_use_id, "session_id": sid, "status": "running"}
+        for col, value in (("prompt_id", ev.get("prompt_id")), ("agent_id", ev.get("agent_id")),
+                           ("agent_type", ev.get("agent_type")), ("tool_name", tool_name),
+                           ("permission_mode", ev.get("permission_mode"))):
+            if value and not row.get(col):
+                row[col] = value
+        self.touched_tools.add(tool_use_id)
+        return row, int(created)
 
-
-def _finish_tool(wh: Any, row: dict[str, Any]) -> None:
-    if row["status"] not in _TERMINAL:
-        row["status"] = "no_result" if row.get("batch_at") else "running"
-    reported = row.get("reported_duration_ms")
-    row["duration_ms"] = reported if reported is not None else _ms(row.get("started_at"), row.get("finished_at"))
-    _put(wh, "hook_tool_use", row)
-    wh.execute("DELETE FROM tool_use WHERE tool_use_id = ? AND source = 'hooks'", [row["tool_use_id"]])
-    wh.execute("INSERT INTO tool_use (tool_use_id, session_id, agent_id, ts, tool_name, result_ts, is_error, "
-               "source) VALUES (?, ?, ?, ?, ?, ?, ?, 'hooks')",
-               [row["tool_use_id"], row["session_id"], row.get("agent_id"), row.get("started_at"),
-                row.get("tool_name"), row.get("finished_at"),
-                row["status"] in ("failure", "interrupted", "denied") if row["status"] in _TERMINAL else None])
-
-
-def _tool_event(wh: Any, ev: "HookEvent", sid: str, tool_use_id: str, capture_content: bool) -> int:
-    """Apply a tool lifecycle event; returns 1 when this is the first sight of the tool call."""
-    row = _get(wh, "hook_tool_use", "tool_use_id", tool_use_id)
-    created = row is None
-    row = row or _new_tool(ev, sid, tool_use_id)
-    _fill_tool(row, ev, ev.get("tool_name"))
-    name, ts = ev.name, ev.ts
-    if name == "PreToolUse":
-        row["started_at"] = _min(row.get("started_at"), ts)
-    else:
+    def _tool_event(self, ev: "HookEvent", sid: str, tool_use_id: str) -> int:
+        row, created = self._tool(ev, sid, tool_use_id, ev.get("tool_name"))
+        name, ts = ev.name, ev.ts
+        if name == "PreToolUse":
+            row["started_at"] = _min(row.get("started_at"), ts)
+            return created
         row["finished_at"] = _max(row.get("finished_at"), ts)
         if name == "PostToolUse":
             row["status"] = "success"
         elif name == "PostToolUseFailure":
             row["status"] = "interrupted" if ev.body.get("is_interrupt") is True else "failure"
             error = ev.body.get("error")
-            if capture_content and isinstance(error, str):
+            if self.capture and isinstance(error, str):
                 row["error"] = error[:10000]
         elif name == "PermissionDenied":
             row["status"] = "denied"
@@ -187,41 +218,73 @@ def _tool_event(wh: Any, ev: "HookEvent", sid: str, tool_use_id: str, capture_co
             reported = _int(ev.body.get("duration_ms"))
             if reported is not None:
                 row["reported_duration_ms"] = reported
-    _finish_tool(wh, row)
-    return int(created)
+        return created
+
+    def _batch_call(self, ev: "HookEvent", sid: str, call: dict[str, Any]) -> int:
+        tool_name = call.get("tool_name") if isinstance(call.get("tool_name"), str) else None
+        row, created = self._tool(ev, sid, call["tool_use_id"], tool_name)
+        row["batch_at"] = _min(row.get("batch_at"), ev.ts)
+        return created
+
+    def _subagent(self, ev: "HookEvent", sid: str) -> int:
+        agent_id = ev.get("agent_id")
+        if not agent_id:
+            return 0
+        row = self.subagents.get(agent_id)
+        created = row is None
+        if row is None:
+            row = self.subagents[agent_id] = {"agent_id": agent_id, "session_id": sid, "tool_use_count": 0}
+        row["agent_type"] = row.get("agent_type") or ev.get("agent_type")
+        if ev.name == "SubagentStart":
+            row["started_at"] = _min(row.get("started_at"), ev.ts)
+        elif ev.name == "SubagentStop":
+            row["stopped_at"] = _max(row.get("stopped_at"), ev.ts)
+            row["agent_transcript_path"] = ev.get("agent_transcript_path") or row.get("agent_transcript_path")
+        elif ev.name == "PreToolUse":
+            row["tool_use_count"] += 1
+        self.touched_agents.add(agent_id)
+        return int(created)
+
+    # -- write back -----------------------------------------------------------------------------------
+    def flush(self) -> None:
+        tools = [self.tools[t] for t in sorted(self.touched_tools)]
+        for row in tools:
+            if row["status"] not in _TERMINAL:
+                row["status"] = "no_result" if row.get("batch_at") else "running"
+            reported = row.get("reported_duration_ms")
+            row["duration_ms"] = reported if reported is not None else _ms(row.get("started_at"),
+                                                                             row.get("finished_at"))
+        agents = [self.subagents[a] for a in sorted(self.touched_agents)]
+        for row in agents:
+            row["duration_ms"] = _ms(row.get("started_at"), row.get("stopped_at"))
+        _put_many(self.wh, "hook_session", list(self.sessions.values()))
+        _put_many(self.wh, "hook_tool_use", tools)
+        _put_many(self.wh, "hook_subagent", agents)
+        _put_many(self.wh, "hook_notification", self.notifications)
+        canonical = [{"tool_use_id": r["tool_use_id"], "session_id": r["session_id"], "agent_id": r.get("agent_id"),
+                      "ts": r.get("started_at"), "tool_name": r.get("tool_name"), "result_ts": r.get("finished_at"),
+                      "is_error": (r["status"] in ("failure", "interrupted", "denied"))
+                      if r["status"] in _TERMINAL else None} for r in tools]
+        _replace_source_rows(self.wh, "tool_use", "tool_use_id", canonical,
+                             ["tool_use_id", "session_id", "agent_id", "ts", "tool_name", "result_ts", "is_error"])
+        _replace_source_rows(self.wh, "prompt", "prompt_id", list(self.prompts.values()),
+                             ["prompt_id", "session_id", "ts", "host", "length", "text"])
+        for sid in sorted(self.pair):
+            pair_subagents(self.wh, sid)
+        for sid in sorted(self.compact):
+            n = rebuild_compactions(self.wh, sid)
+            self.wh.execute("UPDATE hook_session SET compaction_count = ? WHERE session_id = ?", [n, sid])
 
 
-def _batch_call(wh: Any, ev: "HookEvent", sid: str, call: dict[str, Any]) -> int:
-    tool_use_id = call["tool_use_id"]
-    row = _get(wh, "hook_tool_use", "tool_use_id", tool_use_id)
-    created = row is None
-    row = row or _new_tool(ev, sid, tool_use_id)
-    tool_name = call.get("tool_name") if isinstance(call.get("tool_name"), str) else None
-    _fill_tool(row, ev, tool_name)
-    row["batch_at"] = _min(row.get("batch_at"), ev.ts)
-    _finish_tool(wh, row)
-    return int(created)
-
-
-def _subagent(wh: Any, ev: "HookEvent", sid: str) -> int:
-    """Apply a subagent event (or a subagent's tool event); 1 on first sight of the agent."""
-    agent_id = ev.get("agent_id")
-    if not agent_id:
-        return 0
-    row = _get(wh, "hook_subagent", "agent_id", agent_id)
-    created = row is None
-    row = row or {"agent_id": agent_id, "session_id": sid, "tool_use_count": 0}
-    row["agent_type"] = row.get("agent_type") or ev.get("agent_type")
-    if ev.name == "SubagentStart":
-        row["started_at"] = _min(row.get("started_at"), ev.ts)
-    elif ev.name == "SubagentStop":
-        row["stopped_at"] = _max(row.get("stopped_at"), ev.ts)
-        row["agent_transcript_path"] = ev.get("agent_transcript_path") or row.get("agent_transcript_path")
-    elif ev.name == "PreToolUse":
-        row["tool_use_count"] += 1
-    row["duration_ms"] = _ms(row.get("started_at"), row.get("stopped_at"))
-    _put(wh, "hook_subagent", row)
-    return int(created)
+def apply_events(wh: Any, events: list["HookEvent"], *, capture_content: bool = False) -> None:
+    """Fold ``events`` (already landed, each seen for the first time) into the model tables."""
+    events = [e for e in events if e.get("session_id")]
+    if not events:
+        return
+    batch = _Batch(wh, events, capture_content)
+    for ev in events:
+        batch.apply(ev)
+    batch.flush()
 
 
 def pair_subagents(wh: Any, sid: str) -> None:
@@ -275,5 +338,5 @@ def rebuild_compactions(wh: Any, sid: str) -> int:
     wh.execute("DELETE FROM hook_compaction WHERE session_id = ?", [sid])
     for row in rows:
         row["duration_ms"] = _ms(row.get("started_at"), row.get("finished_at"))
-        _put(wh, "hook_compaction", row)
+    _put_many(wh, "hook_compaction", rows)
     return len(rows)
