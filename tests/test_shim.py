@@ -209,3 +209,17 @@ def test_drain_stops_at_deadline_and_keeps_order(tmp_path):
     hints = [json.loads(json.loads(line)["body"])["seq_hint"] for line in got[0].splitlines()]
     assert hints == [0, 1, 2, 3, 4]
     assert oct(os.stat(spool).st_mode & 0o777) == "0o700"
+
+
+def test_flush_command_sends_the_spool_and_reports(warehouse, db_path):
+    for i in range(3):
+        spool_event(payload("Notification", i), host="lap")
+    down = subprocess.run([sys.executable, "-m", "cclens.cli", "hook", "--flush", "--server",
+                           f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=HANG)
+    assert down.returncode == 1 and "3 left" in down.stdout
+    app = create_app(load_settings(db=db_path), warehouse, router_modules=["hooks"])
+    with ThreadServer(app) as srv:
+        up = subprocess.run([sys.executable, "-m", "cclens.cli", "hook", "--flush", "--server", srv.url],
+                            capture_output=True, text=True, timeout=HANG)
+    assert up.returncode == 0 and "sent 3 spooled hook event(s); 0 left" in up.stdout
+    assert warehouse.scalar("SELECT count(*) FROM hook_notification") == 3 and not spooled()
