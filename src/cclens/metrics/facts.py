@@ -1,0 +1,348 @@
+"""Per-source facts in one shape, the layer every catalog metric is computed from.
+
+Each *family* (activity, sessions, tokens, cost, output, tool decisions, active time, engagement,
+billed cost, roster) is a UNION of one SELECT per source, every row carrying the same columns:
+
+    day      DATE       the day: in the report zone for event sources (transcripts, OTel), the UTC
+                        day for the daily APIs (Claude Code Analytics, Enterprise, Cost) — labelled so
+    person   VARCHAR    the resolved person key (:func:`cclens.model.identity.person_key_sql`)
+    srcs     VARCHAR[]  the sources behind the row (a request seen in transcripts and OTel has both)
+    tier     INTEGER    precedence when sources overlap for one person and day: 1 Claude Code
+                        Analytics, 2 Enterprise Analytics, 3 events (transcripts/OTel, one row per request)
+    …dims    model, project, token_type, tool (when the family has them; NULL = the source lacks it)
+    …values  the family's measures
+
+The SQL uses DuckDB named parameters (``$tz``, ``$lo`` …); :func:`bind` turns them into positional
+ones so the query also runs through ``cclens serve``. Event timestamps are bucketed to 15 minutes
+(UTC) before the zone conversion: every zone offset is a multiple of 15 minutes, so the day is exact
+and the costly conversion runs on thousands of buckets, not millions of rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..model.identity import person_key_sql
+from ..model.pricing import PriceTable, priced_requests_cte
+
+EVENT_SOURCES = ("transcripts", "otel")
+ALL_SOURCES = ("transcripts", "otel", "claude_code_analytics", "enterprise_analytics", "usage_api", "cost_api")
+TIER = {"claude_code_analytics": 1, "enterprise_analytics": 2, "transcripts": 3, "otel": 3}
+
+# Claude Code Analytics / Enterprise name the edit tools differently from OTel and transcripts
+TOOL_NAMES = {"edit_tool": "Edit", "multi_edit_tool": "MultiEdit", "write_tool": "Write",
+              "notebook_edit_tool": "NotebookEdit"}
+
+
+@dataclass
+class Ctx:
+    """The range and options one query is compiled for."""
+
+    tz: str
+    since: date
+    until: date
+    prices: PriceTable | None = None
+    models: list[str] = field(default_factory=list)   # models present, for the inline price table
+
+    @property
+    def lo(self) -> datetime:
+        return datetime.combine(self.since, time(0), ZoneInfo(self.tz))
+
+    @property
+    def hi(self) -> datetime:
+        return datetime.combine(self.until + timedelta(days=1), time(0), ZoneInfo(self.tz))
+
+    def params(self) -> dict[str, Any]:
+        lo, hi = self.lo, self.hi
+        return {"tz": self.tz, "lo": lo, "hi": hi, "since": self.since, "until": self.until,
+                "q_lo": int(lo.timestamp()) // 900, "q_hi": int(hi.timestamp()) // 900 + 1}
+
+
+_PARAM = re.compile(r"'(?:[^']|'')*'|\$([a-z_][a-z0-9_]*)")
+
+
+def bind(sql: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """Replace ``$name`` (outside string literals) with ``?``; returns the SQL and ordered params."""
+    params: list[Any] = []
+
+    def sub(m: re.Match) -> str:
+        if m.group(1) is None:
+            return m.group(0)
+        params.append(values[m.group(1)])
+        return "?"
+
+    return _PARAM.sub(sub, sql), params
+
+
+def sql_literal(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def priced_cte(ctx: Ctx) -> str:
+    """``model_price AS (…), api_request_cost AS (…)`` from :func:`priced_requests_cte`, with the price
+    values inlined (they are ours, not the caller's) so the text composes with other CTEs."""
+    if ctx.prices is None:
+        raise ValueError("cost metrics need a price table")
+    sql, params = priced_requests_cte(ctx.prices, ctx.models)
+    it = iter(params)
+    body = re.sub(r"\?", lambda _m: sql_literal(next(it)), sql.strip())
+    assert body.startswith("WITH ")
+    return body[len("WITH "):]
+
+
+def _srcs(bt: str, bo: str) -> str:
+    return (f"CASE WHEN {bt} AND {bo} THEN ['transcripts', 'otel'] WHEN {bt} THEN ['transcripts'] "
+            f"ELSE ['otel'] END")
+
+
+class Facts:
+    """Builds the CTEs of one query. ``need(name)`` adds a CTE (and what it depends on) once."""
+
+    def __init__(self, ctx: Ctx):
+        self.ctx = ctx
+        self.ctes: dict[str, str] = {}
+        self.priced = False
+
+    def sql_with(self) -> str:
+        parts = []
+        if self.priced:
+            parts.append(priced_cte(self.ctx))
+        parts += [f"{name} AS (\n{body}\n)" for name, body in self.ctes.items()]
+        return "WITH " + ",\n".join(parts) + "\n" if parts else ""
+
+    def _add(self, name: str, body: str) -> str:
+        if name not in self.ctes:
+            self.ctes[name] = body
+        return name
+
+    # -- shared building blocks --------------------------------------------------------------
+    def qday(self) -> str:
+        return self._add("qday", """
+    SELECT q, timezone($tz, make_timestamptz(q * 900000000))::DATE AS day FROM range($q_lo, $q_hi) r(q)""")
+
+    def ev(self, cost: bool) -> str:
+        """api_request in range, aggregated per 15 minutes × session × identity × model × project."""
+        if cost:
+            self.priced = True
+        name = "ev_cost" if cost else "ev"
+        if name in self.ctes:
+            return name
+        self.qday()
+        table = "api_request_cost" if cost else "api_request"
+        money = (",\n           sum(cost_usd) AS cost_usd, bool_or(price_key IS NULL) AS unpriced" if cost
+                 else "")
+        self._add(f"{name}_raw", f"""
+    SELECT epoch_ms(ts) // 900000 AS q, session_id, host, lower(user_email) AS email, account_uuid, user_id,
+           coalesce(model, 'unknown') AS model, coalesce(project, 'unknown') AS project,
+           from_transcripts AS bt, from_otel AS bo, count(*) AS requests,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens{money}
+    FROM {table} WHERE ts >= $lo AND ts < $hi
+    GROUP BY ALL""")
+        # a transcript row has no user identity: the OTel events of the same session give it
+        self._add(f"{name}_sess", f"""
+    SELECT session_id, max(email) AS email, max(account_uuid) AS account_uuid, max(user_id) AS user_id
+    FROM {name}_raw WHERE session_id IS NOT NULL
+      AND (email IS NOT NULL OR account_uuid IS NOT NULL OR user_id IS NOT NULL)
+    GROUP BY session_id""")
+        joins, person = person_key_sql([
+            ("email", "coalesce(r.email, s.email)"), ("otel_account_uuid", "coalesce(r.account_uuid, s.account_uuid)"),
+            ("otel_user_id", "coalesce(r.user_id, s.user_id)"), ("host", "r.host")], prefix="ea")
+        return self._add(name, f"""
+    SELECT d.day, {person} AS person, r.* EXCLUDE (q, email, account_uuid, user_id, host)
+    FROM {name}_raw r JOIN qday d ON d.q = r.q LEFT JOIN {name}_sess s ON s.session_id = r.session_id
+    {joins}""")
+
+    def pt(self) -> str:
+        """OTel metric points in range (delta values), per 15 minutes × user × metric × attributes."""
+        if "pt" in self.ctes:
+            return "pt"
+        self.qday()
+        self._add("pt_raw", """
+    SELECT epoch_ms(ts) // 900000 AS q, user_id, metric_name, type, model,
+           CASE WHEN metric_name = 'claude_code.code_edit_tool.decision' THEN attributes->>'tool_name' END AS tool,
+           CASE WHEN metric_name = 'claude_code.code_edit_tool.decision' THEN attributes->>'decision' END AS decision,
+           sum(value) AS value
+    FROM otel_point
+    WHERE ts >= $lo AND ts < $hi AND metric_name IN ('claude_code.lines_of_code.count', 'claude_code.commit.count',
+          'claude_code.pull_request.count', 'claude_code.code_edit_tool.decision', 'claude_code.active_time.total',
+          'claude_code.session.count', 'claude_code.token.usage')
+    GROUP BY ALL""")
+        # OTel events carry user.id together with user.email / account uuid: use them for the points
+        self._add("uid_map", """
+    SELECT user_id, max(lower(user_email)) AS email, max(account_uuid) AS account_uuid
+    FROM api_request WHERE ts >= $lo AND ts < $hi AND user_id IS NOT NULL
+      AND (user_email IS NOT NULL OR account_uuid IS NOT NULL)
+    GROUP BY user_id""")
+        joins, person = person_key_sql([("email", "u.email"), ("otel_account_uuid", "u.account_uuid"),
+                                        ("otel_user_id", "p.user_id")], prefix="pa")
+        return self._add("pt", f"""
+    SELECT d.day, {person} AS person, p.* EXCLUDE (q, user_id)
+    FROM pt_raw p JOIN qday d ON d.q = p.q LEFT JOIN uid_map u ON u.user_id = p.user_id
+    {joins}""")
+
+    def cc(self) -> str:
+        """Claude Code Analytics actor-days (local and remote rows merged) in range."""
+        joins, person = person_key_sql([("email", "c.email"), ("api_key_name", "c.api_key_name")], prefix="ca")
+        return self._add("cc", f"""
+    SELECT c.day, {person} AS person, c.* EXCLUDE (day, email, api_key_name)
+    FROM (SELECT day, CASE WHEN actor_type = 'api_key' THEN NULL ELSE lower(coalesce(email, actor_id)) END AS email,
+                 CASE WHEN actor_type = 'api_key' THEN coalesce(api_key_name, actor_id) END AS api_key_name,
+                 sum(num_sessions) AS sessions, sum(lines_added) AS lines_added, sum(lines_removed) AS lines_removed,
+                 sum(commits) AS commits, sum(pull_requests) AS pull_requests
+          FROM cc_actor_day WHERE day >= $since AND day <= $until GROUP BY ALL) c
+    {joins}""")
+
+    def cc_daily(self) -> str:
+        joins, person = person_key_sql([("email", "c.email"), ("api_key_name", "c.api_key_name")], prefix="cd")
+        return self._add("ccd", f"""
+    SELECT c.day, {person} AS person, c.* EXCLUDE (day, email, api_key_name)
+    FROM (SELECT day, CASE WHEN actor_type = 'api_key' THEN NULL ELSE lower(coalesce(email, actor_id)) END AS email,
+                 CASE WHEN actor_type = 'api_key' THEN coalesce(api_key_name, actor_id) END AS api_key_name, model,
+                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                 sum(cache_read_tokens) AS cache_read_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,
+                 sum(estimated_cost_cents)::DOUBLE / 100 AS cost_usd
+          FROM cc_daily WHERE day >= $since AND day <= $until GROUP BY ALL) c
+    {joins}""")
+
+    def cc_tools(self) -> str:
+        joins, person = person_key_sql([("email", "c.email"), ("api_key_name", "c.api_key_name")], prefix="ct")
+        cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TOOL_NAMES.items())
+        return self._add("cct", f"""
+    SELECT c.day, {person} AS person, c.tool, c.accepted, c.rejected
+    FROM (SELECT day, CASE WHEN actor_type = 'api_key' THEN NULL ELSE lower(actor_id) END AS email,
+                 CASE WHEN actor_type = 'api_key' THEN actor_id END AS api_key_name,
+                 CASE tool {cases} ELSE tool END AS tool, sum(accepted) AS accepted, sum(rejected) AS rejected
+          FROM cc_tool_action WHERE day >= $since AND day <= $until GROUP BY ALL) c
+    {joins}""")
+
+    def eng(self) -> str:
+        """Enterprise Analytics user-days in range."""
+        joins, person = person_key_sql([("email", "lower(e.email)"), ("anthropic_account", "e.user_id")], prefix="en")
+        return self._add("eng", f"""
+    SELECT e.day, {person} AS person, e.* EXCLUDE (day, email, user_id, fetched_at, run_id)
+    FROM engagement_day e {joins}
+    WHERE e.day >= $since AND e.day <= $until""")
+
+    # -- families ------------------------------------------------------------------------------
+    def family(self, name: str) -> str:
+        """Add the CTEs of family ``name`` and return the name of its fact CTE."""
+        return getattr(self, f"f_{name}")()
+
+    def f_activity(self) -> str:
+        ev, pt, cc, eng = self.ev(False), self.pt(), self.cc(), self.eng()
+        return self._add("f_activity", f"""
+    SELECT day, person, {_srcs('bool_or(bt)', 'bool_or(bo)')} AS srcs, 3 AS tier FROM {ev} GROUP BY day, person
+    UNION ALL SELECT DISTINCT day, person, ['otel'], 3 FROM {pt}
+    UNION ALL SELECT day, person, ['claude_code_analytics'], 1 FROM {cc}
+    UNION ALL SELECT day, person, ['enterprise_analytics'], 2 FROM {eng}
+      WHERE coalesce(cc_session_count, 0) + coalesce(cc_lines_added, 0) + coalesce(cc_lines_removed, 0)
+          + coalesce(cc_commit_count, 0) + coalesce(cc_tool_accepted, 0) + coalesce(cc_tool_rejected, 0) > 0""")
+
+    def f_sessions(self) -> str:
+        ev, cc, eng = self.ev(False), self.cc(), self.eng()
+        self._add("ev_sessions", f"""
+    SELECT session_id, min(day) AS day, arg_min(person, day) AS person, bool_or(bt) AS bt, bool_or(bo) AS bo
+    FROM {ev} WHERE session_id IS NOT NULL GROUP BY session_id""")
+        return self._add("f_sessions", f"""
+    SELECT day, person, {_srcs('bool_or(bt)', 'bool_or(bo)')} AS srcs, 3 AS tier, count(*) AS sessions
+    FROM ev_sessions GROUP BY day, person
+    UNION ALL SELECT day, person, ['claude_code_analytics'], 1, sessions FROM {cc}
+    UNION ALL SELECT day, person, ['enterprise_analytics'], 2, cc_session_count FROM {eng}
+      WHERE cc_session_count IS NOT NULL""")
+
+    def f_tokens(self) -> str:
+        ev, ccd = self.ev(False), self.cc_daily()
+        return self._add("f_tokens", f"""
+    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, model, project, t.token_type, t.tokens
+    FROM {ev}, LATERAL (VALUES ('input', input_tokens), ('output', output_tokens),
+                               ('cache_read', cache_read_tokens), ('cache_creation', cache_creation_tokens)) t(token_type, tokens)
+    UNION ALL
+    SELECT day, person, ['claude_code_analytics'], 1, model, NULL, t.token_type, t.tokens
+    FROM {ccd}, LATERAL (VALUES ('input', input_tokens), ('output', output_tokens),
+                                ('cache_read', cache_read_tokens), ('cache_creation', cache_creation_tokens)) t(token_type, tokens)""")
+
+    def f_cost(self) -> str:
+        ev, ccd = self.ev(True), self.cc_daily()
+        return self._add("f_cost", f"""
+    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, model, project, cost_usd,
+           CASE WHEN unpriced THEN model END AS unpriced_model
+    FROM {ev}
+    UNION ALL
+    SELECT day, person, ['claude_code_analytics'], 1, model, NULL, cost_usd, NULL FROM {ccd}""")
+
+    def f_output(self) -> str:
+        pt, cc, eng = self.pt(), self.cc(), self.eng()
+        # OTel counters only send a point when something happened: a person-day with any OTel point
+        # had telemetry on, so a missing counter there is a real 0
+        return self._add("f_output", f"""
+    SELECT day, person, ['claude_code_analytics'] AS srcs, 1 AS tier, lines_added, lines_removed, commits,
+           pull_requests FROM {cc}
+    UNION ALL
+    SELECT day, person, ['enterprise_analytics'], 2, cc_lines_added, cc_lines_removed, cc_commit_count,
+           cc_pull_request_count FROM {eng}
+    UNION ALL
+    SELECT day, person, ['otel'], 3,
+           coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.lines_of_code.count' AND type = 'added'), 0),
+           coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.lines_of_code.count' AND type = 'removed'), 0),
+           coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.commit.count'), 0),
+           coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.pull_request.count'), 0)
+    FROM {pt} GROUP BY day, person""")
+
+    def f_tools(self) -> str:
+        pt, cct, eng = self.pt(), self.cc_tools(), self.eng()
+        eng_tools = ", ".join(
+            f"('{v}', TRY_CAST(record->'claude_code_metrics'->'tool_actions'->'{k}'->>'accepted_count' AS BIGINT), "
+            f"TRY_CAST(record->'claude_code_metrics'->'tool_actions'->'{k}'->>'rejected_count' AS BIGINT))"
+            for k, v in TOOL_NAMES.items())
+        return self._add("f_tools", f"""
+    SELECT day, person, ['claude_code_analytics'] AS srcs, 1 AS tier, tool, accepted, rejected FROM {cct}
+    UNION ALL
+    SELECT day, person, ['enterprise_analytics'], 2, t.tool, t.accepted, t.rejected
+    FROM {eng}, LATERAL (VALUES {eng_tools}) t(tool, accepted, rejected)
+    WHERE t.accepted IS NOT NULL OR t.rejected IS NOT NULL
+    UNION ALL
+    SELECT day, person, ['otel'], 3, tool, coalesce(sum(value) FILTER (WHERE decision = 'accept'), 0),
+           coalesce(sum(value) FILTER (WHERE decision = 'reject'), 0)
+    FROM {pt} WHERE metric_name = 'claude_code.code_edit_tool.decision' GROUP BY day, person, tool""")
+
+    def f_active_time(self) -> str:
+        pt = self.pt()
+        return self._add("f_active_time", f"""
+    SELECT day, person, ['otel'] AS srcs, 3 AS tier, sum(value) AS seconds
+    FROM {pt} WHERE metric_name = 'claude_code.active_time.total' GROUP BY day, person""")
+
+    def f_engagement(self) -> str:
+        eng = self.eng()
+        return self._add("f_engagement", f"""
+    SELECT day, person, ['enterprise_analytics'] AS srcs, 2 AS tier, chat_message_count AS chat_messages,
+           chat_conversation_count AS chat_conversations, web_search_count AS web_searches
+    FROM {eng}""")
+
+    def f_billed(self) -> str:
+        # the Cost API may have been pulled with several groupings: per day use one of them (the one
+        # that names models when there is one), never their sum
+        return self._add("f_billed", """
+    SELECT day, NULL::VARCHAR AS person, ['cost_api'] AS srcs, 1 AS tier,
+           coalesce(model, CASE WHEN cost_type IS NULL OR cost_type = 'tokens' THEN 'unknown' ELSE cost_type END)
+               AS model, amount_cents::DOUBLE / 100 AS cost_usd
+    FROM cost_day
+    WHERE day >= $since AND day <= $until
+    QUALIFY grouping = first_value(grouping) OVER (
+        PARTITION BY day ORDER BY contains(grouping, 'description') DESC, length(grouping), grouping)""")
+
+    def f_roster(self) -> str:
+        """Every known person on every day of the range (the denominator of "share of known people")."""
+        return self._add("f_roster", """
+    SELECT r.day::DATE AS day, p.person_id AS person, ['people'] AS srcs, 0 AS tier
+    FROM range($since::TIMESTAMP, $until::TIMESTAMP + INTERVAL 1 DAY, INTERVAL 1 DAY) r(day), person p""")
