@@ -117,6 +117,7 @@ class Settings:
     server_grpc_port: int = 4317
     server_url: str | None = None  # a running server for CLI commands to go through
     server_token: SecretStr | None = None
+    server_require_auth: bool = False  # require ingest tokens even on loopback (always off loopback)
     server_watch_transcripts: bool | None = None  # serve ingests this machine's transcripts; None = on loopback
 
     # Anthropic reporting APIs
@@ -130,6 +131,7 @@ class Settings:
     anthropic_enterprise_lookback_days: int = 90  # the Enterprise API's rolling window (0 = no limit)
 
     # Engineering data
+    git_repos: list[Path] = field(default_factory=list)  # clones, or folders of clones (two levels deep)
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
     jira_url: str | None = None

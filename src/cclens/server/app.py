@@ -88,7 +88,7 @@ def create_app(settings: Settings, warehouse: Any, *, writer: Writer | None = No
     """
     writer = writer or Writer(warehouse)
     if require_auth is None:
-        require_auth = bool(getattr(settings, "server_require_auth", False)) or not is_loopback(settings.server_host)
+        require_auth = settings.server_require_auth or not is_loopback(settings.server_host)
     on_start: list[Callable[[], None]] = []
     on_stop: list[Callable[[], None]] = []
 

@@ -148,7 +148,7 @@ class Writer:
                 return
 
     def _any_pending(self) -> bool:
-        return any(getattr(src, "pending_count", lambda: 1)() for src in self._sources)
+        return any(getattr(src, "pending_count", lambda: 0)() for src in self._sources)
 
     def _run_job(self, fn: Callable[[Any], Any], fut: Future) -> None:
         if not fut.set_running_or_notify_cancel():
