@@ -1,0 +1,161 @@
+"""The web dashboard of ``cclens serve``: server-rendered pages (Jinja2) with ECharts shipped as a static file.
+
+Pages: ``/`` (overview), ``/adoption``, ``/cost``, ``/output``, ``/people`` (+ ``/people/{id}``), ``/teams``
+(+ ``/teams/{key}``), ``/sessions`` (+ ``/sessions/{id}``), ``/sources``, ``/reconciliation``. Every page takes
+``since``, ``until`` (inclusive days), ``tz`` and ``team`` from its URL, so a link is the view; any table is
+a CSV with ``?format=csv&table=<id>`` (the rows the table shows, from the same call). Static files are
+served under ``/dashboard/static/`` and nothing is loaded from elsewhere: the dashboard works offline.
+:func:`render_page` also renders a page as one self-contained file (``cclens report html``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from importlib import resources
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from ..model.pricing import effective_table
+from . import dashboard_detail as detail
+from . import dashboard_pages as pages
+from .dashboard_figures import Figures
+from .dashboard_model import Filters, Page
+from .deps import require_reader
+
+router = APIRouter(include_in_schema=False)
+STATIC_PREFIX = "/dashboard/static"
+NAV = [("overview", "Overview"), ("adoption", "Adoption"), ("cost", "Cost"), ("output", "Output"),
+       ("people", "People"), ("teams", "Teams"), ("sessions", "Sessions"), ("sources", "Sources"),
+       ("reconciliation", "Reconciliation")]
+PATHS = {"overview": "/", **{k: f"/{k}" for k, _ in NAV if k != "overview"}}
+ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago", "America/Los_Angeles",
+         "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney"]
+_env: Environment | None = None
+
+
+def _package_dir(name: str) -> str:
+    return str(resources.files("cclens.server").joinpath(name))
+
+
+def environment() -> Environment:
+    global _env
+    if _env is None:
+        _env = Environment(loader=FileSystemLoader(_package_dir("templates")),
+                           autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    return _env
+
+
+def setup(app: FastAPI) -> None:
+    """Serve the static files (CSS, JS, ECharts) under :data:`STATIC_PREFIX`."""
+    app.mount(STATIC_PREFIX, StaticFiles(directory=_package_dir("static")), name="dashboard-static")
+
+
+def static_text(name: str) -> str:
+    return resources.files("cclens.server").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def render_page(page: Page, f: Filters, *, path: str = "/", inline: bool = False, teams: list[dict] | None = None,
+                base_url: str = "") -> str:
+    """The HTML of ``page``. ``inline`` embeds CSS, JS and ECharts (a single file that works anywhere)."""
+
+    def href(p: str, **extra: Any) -> str:
+        return f"{base_url}{p}?{f.query(**extra)}"
+
+    presets = []
+    for label, n in (("7 days", 7), ("30 days", 30), ("90 days", 90)):
+        until = f.until
+        presets.append((label, f"?{Filters(until - timedelta(days=n - 1), until, f.tz, f.team).query(**page.extra_params)}"))
+    ctx = {
+        "page": page, "f": f, "nav": NAV, "zones": ZONES if f.tz in ZONES else [f.tz, *ZONES], "teams": teams or [],
+        "presets": presets,
+        "nav_href": lambda key: href(PATHS[key]),
+        "csv_href": lambda table_id: f"?{f.query(**page.extra_params, format='csv', table=table_id)}",
+        "static": lambda name: f"{base_url}{STATIC_PREFIX}/{name}",
+        "inline": {"css": static_text("dashboard.css"), "js": static_text("dashboard.js"),
+                   "echarts": static_text("echarts.min.js")} if inline else None,
+    }
+    if f.problems:
+        from .dashboard_model import Empty
+
+        page.empty.insert(0, Empty("filters", "Some filters were not understood", "; ".join(f.problems)))
+    return environment().get_template("base.html").render(**ctx)
+
+
+def build(reader: Any, settings: Any, f: Filters, builder: Callable[..., Page], *args: Any,
+          base_url: str = "", url: str = "http://127.0.0.1:8765") -> Page:
+    """Run a page builder over ``reader`` with the filters ``f``."""
+    fig = Figures(reader, f, effective_table(settings))
+
+    def href(p: str, **extra: Any) -> str:
+        return f"{base_url}{p}?{f.query(**extra)}"
+
+    return builder(pages.Ctx(fig, f, url, href), *args).finish()
+
+
+def _server_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def _serve(request: Request, builder: Callable[..., Page], *args: Any) -> Response:
+    settings = request.app.state.settings
+    params = dict(request.query_params)
+    f = Filters.parse(params, settings.tz)
+    writer = request.app.state.writer
+
+    def work() -> tuple[Page, Any]:
+        cur = writer.reader()
+        try:
+            return build(cur, settings, f, builder, *args, url=_server_url(request)), None
+        finally:
+            cur.close()
+
+    page, _ = await run_in_threadpool(work)
+    if params.get("format") == "csv":
+        table = page.tables().get(params.get("table", ""))
+        if table is None:
+            raise HTTPException(404, f"page {page.key} has no table {params.get('table')!r}; tables: "
+                                f"{', '.join(page.tables()) or 'none'}")
+        name = f"cclens-{page.key}-{table.id}-{f.since}-{f.until}.csv"
+        return Response(table.csv(), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+    return HTMLResponse(render_page(page, f, path=request.url.path))
+
+
+def _route(path: str, builder: Callable[..., Page]) -> None:
+    async def handler(request: Request, _=Depends(require_reader)) -> Response:
+        return await _serve(request, builder)
+
+    handler.__name__ = f"dashboard_{builder.__name__}"
+    router.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse)
+
+
+for _path, _builder in (("/", pages.overview), ("/adoption", pages.adoption), ("/cost", pages.cost),
+                        ("/output", pages.output), ("/people", pages.people), ("/teams", pages.teams),
+                        ("/sessions", detail.sessions), ("/sources", detail.sources),
+                        ("/reconciliation", detail.reconciliation)):
+    _route(_path, _builder)
+
+
+@router.get("/people/{key:path}", response_class=HTMLResponse)
+async def person_page(key: str, request: Request, _=Depends(require_reader)) -> Response:
+    return await _serve(request, pages.person, key)
+
+
+@router.get("/teams/{key}", response_class=HTMLResponse)
+async def team_page(key: str, request: Request, _=Depends(require_reader)) -> Response:
+    return await _serve(request, pages.team, key)
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+async def session_page(session_id: str, request: Request, _=Depends(require_reader)) -> Response:
+    return await _serve(request, detail.session, session_id)
+
+
+def default_filters(settings: Any, since: date | None = None, until: date | None = None) -> Filters:
+    params = {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
+    return Filters.parse(params, settings.tz)
