@@ -134,9 +134,13 @@ class Settings:
     git_repos: list[Path] = field(default_factory=list)  # clones, or folders of clones (two levels deep)
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+    github_repos: list[str] = field(default_factory=list)  # owner/name
+    github_orgs: list[str] = field(default_factory=list)  # every repository and team of these orgs
     jira_url: str | None = None
     jira_email: str | None = None
     jira_api_token: SecretStr | None = None
+    jira_jql: str | None = None  # which issues (default: every project the account can see)
+    engineering_sync_start: date | None = None  # first GitHub/Jira sync starts here (default: 180 days ago)
 
     def __post_init__(self) -> None:
         # Direct construction (tests, library callers) gets the same conversions as the loader.
