@@ -86,7 +86,7 @@ class Metric:
             return f"{self.numerator} / {self.denominator} (on the same groups)"
         if self.share_of:
             return f"{self.share_of} of each {self.dims[-1]} / {self.share_of} of all, within each group"
-        return f"{self.value} over family `{self.family}`" + (" (per person-day precedence)" if self.precedence else "")
+        return f"{self.value} over {self.family} facts" + ("; one source per person-day" if self.precedence else "")
 
 
 EV = ("transcripts", "otel")
@@ -140,7 +140,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("estimated_cost", "Estimated cost: transcripts/OTel requests priced with the cclens price table; "
            "Claude Code Analytics' own estimate where it is the source.", "USD", "person × day × model",
            (*EV, CC), BASE_DIMS + ("model", "project"), family="cost", value="sum(f.cost_usd)",
-           extra=(("unpriced_models", "list_sort(list(DISTINCT f.unpriced_model) FILTER (WHERE f.unpriced_model IS NOT NULL))"),),
+           extra=(("unpriced_models", "coalesce(list_sort(list(DISTINCT f.unpriced_model) FILTER (WHERE f.unpriced_model IS NOT NULL)), [])"),),
            group="cost"),
     Metric("billed_cost", "Billed cost from the Usage & Cost API (cost report). Organisation-wide, all API "
            "usage; no user dimension; UTC days; priority tier not included.", "USD", "day × model",

@@ -255,8 +255,8 @@ class Facts:
     SELECT session_id, min(day) AS day, arg_min(person, day) AS person, bool_or(bt) AS bt, bool_or(bo) AS bo
     FROM {ev} WHERE session_id IS NOT NULL GROUP BY session_id""")
         return self._add("f_sessions", f"""
-    SELECT day, person, {_srcs('bool_or(bt)', 'bool_or(bo)')} AS srcs, 3 AS tier, count(*) AS sessions
-    FROM ev_sessions GROUP BY day, person
+    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, count(*) AS sessions
+    FROM ev_sessions GROUP BY day, person, bt, bo
     UNION ALL SELECT day, person, ['claude_code_analytics'], 1, sessions FROM {cc}
     UNION ALL SELECT day, person, ['enterprise_analytics'], 2, cc_session_count FROM {eng}
       WHERE cc_session_count IS NOT NULL""")
