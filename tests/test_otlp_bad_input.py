@@ -5,6 +5,7 @@ A hypothesis test throws arbitrary bytes, mutated protobuf and arbitrary JSON at
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import zlib
 
@@ -164,11 +165,14 @@ _valid = logs_request(["fuzz-a", "fuzz-b"])
     st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
                  lambda c: st.lists(c, max_size=4) | st.dictionaries(
                      st.sampled_from(["resourceLogs", "scopeLogs", "logRecords", "attributes", "key", "value",
-                                      "stringValue", "intValue", "timeUnixNano", "traceId", "body", "x"]), c,
-                     max_size=4), max_leaves=20).map(lambda d: ("application/json", orjson.dumps(d)))))
-def test_fuzz_never_breaks_the_server(srv, case):
+                                      "stringValue", "intValue", "timeUnixNano", "traceId", "body", "x",
+                                      "resourceMetrics", "scopeMetrics", "metrics", "sum", "dataPoints", "asInt",
+                                      "resourceSpans", "scopeSpans", "spans", "spanId", "name"]), c,
+                     max_size=4), max_leaves=20).map(lambda d: ("application/json", json.dumps(d).encode()))),
+       path=st.sampled_from(["/v1/logs", "/v1/metrics", "/v1/traces"]))
+def test_fuzz_never_breaks_the_server(srv, case, path):
     ctype, body = case
-    r = post(srv, body, ctype)
+    r = post(srv, body, ctype, path=path)
     assert r.status_code in (200, 400), (r.status_code, r.content[:200])
     assert httpx.get(srv.url + "/healthz").status_code == 200
 
