@@ -10,6 +10,8 @@ served under ``/dashboard/static/`` and nothing is loaded from elsewhere: the da
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import date, timedelta
 from importlib import resources
 from typing import Any, Callable
@@ -53,6 +55,7 @@ def environment() -> Environment:
 def setup(app: FastAPI) -> None:
     """Serve the static files (CSS, JS, ECharts) under :data:`STATIC_PREFIX`."""
     app.mount(STATIC_PREFIX, StaticFiles(directory=_package_dir("static")), name="dashboard-static")
+    app.state.dashboard_cache = PageCache()
 
 
 def static_text(name: str) -> str:
@@ -101,29 +104,65 @@ def _server_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+class PageCache:
+    """Rendered pages keyed by URL and the warehouse's data version (the writer's commit count): a page is
+    computed once per change of data, however many people look at it. Small LRU."""
+
+    def __init__(self, size: int = 128):
+        self.size = size
+        self._items: OrderedDict[tuple, Response] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> Response | None:
+        with self._lock:
+            resp = self._items.get(key)
+            if resp is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+            return resp
+
+    def put(self, key: tuple, resp: Response) -> None:
+        with self._lock:
+            self._items[key] = resp
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 async def _serve(request: Request, builder: Callable[..., Page], *args: Any) -> Response:
     settings = request.app.state.settings
     params = dict(request.query_params)
     f = Filters.parse(params, settings.tz)
     writer = request.app.state.writer
+    cache: PageCache = request.app.state.dashboard_cache
+    key = (request.url.path, tuple(sorted(params.items())), f.until, writer.commits)
+    hit = cache.get(key)
+    if hit is not None:
+        return Response(hit.body, hit.status_code, media_type=hit.media_type, headers=dict(hit.headers))
 
     def work() -> tuple[Page, Any]:
         cur = writer.reader()
         try:
-            return build(cur, settings, f, builder, *args, url=_server_url(request)), None
+            page = build(cur, settings, f, builder, *args, url=_server_url(request))
+            return page, cur.query("SELECT team_id AS key, coalesce(name, team_id) AS name FROM team ORDER BY 2")
         finally:
             cur.close()
 
-    page, _ = await run_in_threadpool(work)
+    page, teams = await run_in_threadpool(work)
     if params.get("format") == "csv":
         table = page.tables().get(params.get("table", ""))
         if table is None:
             raise HTTPException(404, f"page {page.key} has no table {params.get('table')!r}; tables: "
                                 f"{', '.join(page.tables()) or 'none'}")
         name = f"cclens-{page.key}-{table.id}-{f.since}-{f.until}.csv"
-        return Response(table.csv(), media_type="text/csv; charset=utf-8",
-                        headers={"content-disposition": f'attachment; filename="{name}"'})
-    return HTMLResponse(render_page(page, f, path=request.url.path))
+        resp: Response = Response(table.csv(), media_type="text/csv; charset=utf-8",
+                                  headers={"content-disposition": f'attachment; filename="{name}"'})
+    else:
+        resp = HTMLResponse(render_page(page, f, path=request.url.path, teams=teams))
+    cache.put(key, resp)
+    return resp
 
 
 def _route(path: str, builder: Callable[..., Page]) -> None:

@@ -46,6 +46,42 @@ class Figures:
         f = f or self.f
         return usage.ReportFilter(prices=self.prices, tz=f.tz, since=f.since, until=f.until, source=source)
 
+    # -- the metrics catalog (cclens.metrics.catalog): what GET /api/v1/metrics/{name} returns ------
+    def metric(self, name: str, group_by: tuple[str, ...] = (), f: Filters | None = None,
+               filters: dict[str, list[str]] | None = None) -> tuple[list[dict[str, Any]], Prov]:
+        """``compute(name)`` with the page's range, zone and team filter: the rows and their provenance."""
+        from ..metrics import catalog
+
+        f = f or self.f
+        flt = dict(filters or {})
+        entry = catalog.get(name)
+        org_wide = bool(f.team) and "team" not in entry.dims
+        if f.team and not org_wide:
+            flt["team"] = [f.team]
+        key = ("metric", name, tuple(group_by), f, tuple(sorted((k, tuple(v)) for k, v in flt.items())))
+
+        def make() -> Any:
+            return catalog.compute(self.reader, name, since=f.since, until=f.until, tz=f.tz, group_by=list(group_by),
+                                   filters=flt or None, prices=self.prices, coverage=False)
+
+        res = self._once(key, make)
+        seen = sorted({s for r in res.rows for s in (r.get("sources") or [])})
+        feeding = tuple(getattr(catalog, "_feeding")(entry))
+        text = entry.description + (" Organisation-wide: it has no team dimension, so the team filter does not "
+                                    "apply." if org_wide else "")
+        if seen:
+            text += f" Fed here by: {', '.join(seen)}."
+        return res.rows, Prov(name, feeding, text)
+
+    def value(self, name: str, f: Filters | None = None) -> tuple[Any, Prov]:
+        """The metric's single value over the whole range (None when no source has data)."""
+        rows, prov = self.metric(name, (), f)
+        return (rows[0]["value"] if rows else None), prov
+
+    def teams(self) -> list[dict[str, str]]:
+        return self._once(("teams",), lambda: self.reader.query(
+            "SELECT team_id AS key, coalesce(name, team_id) AS name FROM team ORDER BY name"))
+
     # -- requests seen by transcripts and OTel (priced by the cclens price table) ------------------
     def daily(self, f: Filters | None = None, source: str = "all") -> tuple[list[dict[str, Any]], Prov]:
         f = f or self.f

@@ -78,78 +78,90 @@ def _round(v: Any, n: int = 4) -> Any:
     return round(v, n) if isinstance(v, float) else v
 
 
-def person_href(ctx: Ctx, actor: str | None) -> str | None:
-    return ctx.href(f"/people/{quote(actor, safe='@')}") if actor else None
+
+
+
+
+# -- catalog helpers -------------------------------------------------------------------------------
+def _series(rows: list[dict[str, Any]], days: list[str], key: str = "day", value: str = "value") -> list[Any]:
+    m = {str(r[key])[:10]: r.get(value) for r in rows}
+    return [_round(m.get(d)) for d in days]
+
+
+def _split(rows: list[dict[str, Any]], by: str, days: list[str]) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r[by]), []).append(r)
+    return [{"name": g, "data": _series(rs, days)} for g, rs in sorted(groups.items())]
+
+
+def _join(key: str, *metrics: tuple[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows of several metrics grouped by the same key, side by side (one column per metric)."""
+    out: dict[Any, dict[str, Any]] = {}
+    for name, rows in metrics:
+        for r in rows:
+            row = out.setdefault(r[key], {key: r[key]})
+            row[name] = _round(r.get("value"))
+            for extra in ("person_name", "team_name"):
+                if r.get(extra):
+                    row[extra] = r[extra]
+    return list(out.values())
+
+
+def _kpi(ctx: Ctx, metric: str, label: str, unit: str, good_when_up: bool = True) -> Kpi:
+    value, prov = ctx.fig.value(metric)
+    prev, _ = ctx.fig.value(metric, ctx.f.previous())
+    return Kpi(metric, label, _round(value, 2) if unit == "usd" else _round(value), unit, prov, _round(prev),
+               good_when_up)
+
+
+def _person_label(r: dict[str, Any]) -> str:
+    name = r.get("person_name")
+    key = str(r.get("person"))
+    return f"{name} ({key.split(':', 1)[-1]})" if name and name != key else key
 
 
 # -- Overview --------------------------------------------------------------------------------------
 def overview(ctx: Ctx) -> Page:
     fig, f = ctx.fig, ctx.f
     page = Page("overview", "Overview", f"Claude Code across the organisation, {f.since} to {f.until} ({f.tz}), "
-                "against the {0} days before.".format(f.days), "overview")
+                f"against the {f.days} days before.", "overview")
     ctx.empty_for(page, "transcripts", "otel", "claude_code_analytics", what="usage")
-    prev = f.previous()
-    daily, p_daily = fig.daily()
-    daily_prev, _ = fig.daily(prev)
-    sessions, p_sessions = fig.sessions()
-    sessions_prev, _ = fig.sessions(prev)
-    actors, p_actors = fig.api("claude_code_analytics", "actor")
-    actors_prev, _ = fig.api("claude_code_analytics", "actor", prev)
-    billed, p_billed = fig.api("cost", "day")
-    billed_prev, _ = fig.api("cost", "day", prev)
-    people = [a for a in actors if a.get("actor_type") == "user"]
-    people_prev = [a for a in actors_prev if a.get("actor_type") == "user"]
-    p_people = Prov("anthropic_api.claude_code_analytics by actor", ("claude_code_analytics",),
-                    "people (user actors) with Claude Code activity in the period, per the Claude Code Analytics API")
-    kpis = [
-        Kpi("active_people", "Active people", len(people) if actors else None, "int", p_people,
-            len(people_prev) if actors_prev else None),
-        Kpi("sessions", "Sessions", len(sessions) if sessions else None, "int", p_sessions,
-            len(sessions_prev) if sessions_prev else None),
-        Kpi("lines_added", "Lines added", _total(actors, "lines_added"), "int", p_actors, _total(actors_prev, "lines_added")),
-        Kpi("commits", "Commits", _total(actors, "commits"), "int", p_actors, _total(actors_prev, "commits")),
-        Kpi("pull_requests", "Pull requests", _total(actors, "pull_requests"), "int", p_actors,
-            _total(actors_prev, "pull_requests")),
-        Kpi("tokens", "Tokens", _total(daily, "total_tokens"), "tokens", p_daily, _total(daily_prev, "total_tokens")),
-        Kpi("estimated_cost", "Estimated cost", _round(_total(daily, "cost_usd"), 2), "usd", p_daily,
-            _round(_total(daily_prev, "cost_usd"), 2), good_when_up=False),
-        Kpi("billed_cost", "Billed cost", _round(_total(billed, "cost_usd"), 2), "usd", p_billed,
-            _round(_total(billed_prev, "cost_usd"), 2), good_when_up=False),
-    ]
-    page.add(Kpis(kpis))
+    page.add(Kpis([
+        _kpi(ctx, "active_people", "Active people", "int"), _kpi(ctx, "sessions", "Sessions", "int"),
+        _kpi(ctx, "lines_added", "Lines added", "int"), _kpi(ctx, "commits", "Commits", "int"),
+        _kpi(ctx, "pull_requests", "Pull requests", "int"), _kpi(ctx, "tokens", "Tokens", "tokens"),
+        _kpi(ctx, "estimated_cost", "Estimated cost", "usd", False), _kpi(ctx, "billed_cost", "Billed cost", "usd", False),
+    ]))
     days = _days(f)
-    models = sorted({m["model"] for r in daily for m in r["models"]})
-    per_model = {m: [0.0] * len(days) for m in models}
-    index = {d: i for i, d in enumerate(days)}
-    for r in daily:
-        for m in r["models"]:
-            if r["date"] in index:
-                per_model[m["model"]][index[r["date"]]] = round(m["cost_usd"] or 0, 4)
-    billed_line = {"name": "Billed (Cost API, UTC days)", "type": "line", "data": _by_day(billed, "utc_day", "cost_usd", days)}
+    cost_rows, p_cost = fig.metric("estimated_cost", ("day", "model"))
+    billed, p_billed = fig.metric("billed_cost", ("day",))
+    tok, p_tok = fig.metric("tokens", ("day", "token_type"))
+    series = _split(cost_rows, "model", days)
+    if billed:
+        series.append({"name": "billed (Cost API, UTC days)", "type": "line", "data": _series(billed, days)})
     page.row(
         Chart("cost_by_day", "Estimated cost per day by model, and billed cost",
-              {"kind": "bar", "stack": True, "unit": "usd", "x": days,
-               "series": [{"name": m, "data": v} for m, v in per_model.items()] + ([billed_line] if billed else [])},
-              p_daily, None if daily or billed else "No requests in this period."),
-        Chart("tokens_by_day", "Tokens per day by type",
-              {"kind": "bar", "stack": True, "unit": "tokens", "x": days,
-               "series": [{"name": label, "data": _by_day(daily, "date", key, days)} for key, label in (
-                   ("input_tokens", "input"), ("output_tokens", "output"), ("cache_creation_tokens", "cache write"),
-                   ("cache_read_tokens", "cache read"))]},
-              p_daily, None if daily else "No requests in this period."),
+              {"kind": "bar", "stack": True, "unit": "usd", "x": days, "series": series},
+              p_cost, None if cost_rows or billed else "No cost data in this period."),
+        Chart("tokens_by_day", "Tokens per day by type", {"kind": "bar", "stack": True, "unit": "tokens", "x": days,
+                                                           "series": _split(tok, "token_type", days)},
+              p_tok, None if tok else "No token data in this period."),
     )
-    rows, p_models = fig.models()
-    page.add(_model_table(rows, p_models))
+    page.add(_model_table(ctx))
     return page
 
 
-def _model_table(rows: list[dict[str, Any]], prov: Prov, table_id: str = "models") -> Table:
-    return Table(table_id, "By model", [
-        Column("model", "Model"), Column("requests", "Requests", "int"), Column("input_tokens", "Input", "int"),
-        Column("output_tokens", "Output", "int"), Column("cache_creation_tokens", "Cache write", "int"),
-        Column("cache_read_tokens", "Cache read", "int"), Column("total_tokens", "Total tokens", "int"),
-        Column("cost_usd", "Estimated cost", "usd")],
-        [{**r, "cost_usd": _round(r["cost_usd"])} for r in rows], prov, "No requests in this period.")
+def _model_table(ctx: Ctx, table_id: str = "models") -> Table:
+    tok, p_tok = ctx.fig.metric("tokens", ("model",))
+    cost, _ = ctx.fig.metric("estimated_cost", ("model",))
+    mix, _ = ctx.fig.metric("model_mix", ("model",))
+    rows = sorted(_join("model", ("tokens", tok), ("estimated_cost", cost), ("model_mix", mix)),
+                  key=lambda r: -(r.get("estimated_cost") or 0))
+    return Table(table_id, "By model", [Column("model", "Model"), Column("tokens", "Tokens", "int"),
+                                        Column("model_mix", "Share of tokens", "pct"),
+                                        Column("estimated_cost", "Estimated cost", "usd")],
+                 rows, p_tok, "No requests in this period.")
 
 
 # -- Adoption --------------------------------------------------------------------------------------
@@ -157,179 +169,230 @@ def adoption(ctx: Ctx) -> Page:
     fig, f = ctx.fig, ctx.f
     page = Page("adoption", "Adoption", "Who uses Claude Code, when, and how that changes.", "adoption")
     ctx.empty_for(page, "claude_code_analytics", "otel", "transcripts", what="adoption data")
+    page.add(Kpis([_kpi(ctx, "active_people", "Active people", "int"),
+                   _kpi(ctx, "active_share", "Share of known people active", "pct"),
+                   _kpi(ctx, "sessions_per_active_person", "Sessions per active person", "num"),
+                   _kpi(ctx, "active_time", "Active time (hours)", "num")]))
     days = _days(f)
-    per_day, p_day = fig.api("claude_code_analytics", "day")
+    per_day, p_day = fig.metric("active_people", ("day",))
     page.row(
-        Chart("active_per_day", "Active actors per day (UTC days)",
-              {"kind": "line", "area": True, "unit": "int", "x": days,
-               "series": [{"name": "active actors", "data": _by_day(per_day, "utc_day", "actors", days)},
-                          {"name": "sessions", "data": _by_day(per_day, "utc_day", "sessions", days), "dashed": True}]},
-              p_day, None if per_day else "No Claude Code Analytics data in this period."),
+        Chart("active_per_day", "Active people per day", {"kind": "line", "area": True, "unit": "int", "x": days,
+                                                          "series": [{"name": "active people", "data": _series(per_day, days)}]},
+              p_day, None if per_day else "No activity in this period."),
         _heatmap(ctx),
     )
-    weekly, p_weekly = fig.weekly()
-    page.add(Table("weekly", "Per week", [
-        Column("week", "Week of"), Column("requests", "Requests", "int"), Column("total_tokens", "Tokens", "int"),
-        Column("cost_usd", "Estimated cost", "usd")],
-        [{k: _round(r.get(k)) for k in ("week", "requests", "total_tokens", "cost_usd")} for r in weekly], p_weekly))
-    actors, p_actors = fig.api("claude_code_analytics", "actor")
-    page.add(Table("actors", "People and API keys in the period", [
-        Column("actor", "Actor", href=lambda r: person_href(ctx, r["actor"])), Column("actor_type", "Type"),
-        Column("sessions", "Sessions", "int"), Column("lines_added", "Lines added", "int"),
-        Column("accept_rate", "Edit accept rate", "pct")],
-        actors, p_actors, "No Claude Code Analytics data in this period."))
+    weekly, p_week = fig.metric("active_people", ("week",))
+    by_pw, p_pw = fig.metric("active_people", ("person", "week"))
+    first: dict[str, str] = {}
+    for r in sorted((r for r in by_pw if r.get("value")), key=lambda r: str(r["week"])):
+        first.setdefault(r["person"], str(r["week"]))
+    rows = []
+    for w in weekly:
+        wk = str(w["week"])
+        active = [r["person"] for r in by_pw if str(r["week"]) == wk and r.get("value")]
+        new = sum(1 for p in active if first.get(p) == wk)
+        rows.append({"week": wk, "active_people": w["value"], "new": new, "returning": len(active) - new})
+    page.row(
+        Chart("new_vs_returning", "New vs returning people per week", {"kind": "bar", "stack": True, "unit": "int",
+              "x": [r["week"] for r in rows], "series": [{"name": "new (first active week in range)",
+                                                          "data": [r["new"] for r in rows]},
+                                                         {"name": "returning", "data": [r["returning"] for r in rows]}]},
+              p_pw, None if rows else "No activity in this period."),
+        Table("weekly", "Per week", [Column("week", "Week of"), Column("active_people", "Active people", "int"),
+                                     Column("new", "New", "int"), Column("returning", "Returning", "int")],
+              rows, p_week, "No activity in this period."),
+    )
+    by_team = _join("team", ("active_people", fig.metric("active_people", ("team",))[0]),
+                    ("known_people", fig.metric("known_people", ("team",))[0]),
+                    ("active_share", fig.metric("active_share", ("team",))[0]),
+                    ("sessions", fig.metric("sessions", ("team",))[0]))
+    page.add(Table("adoption_teams", "By team", [
+        Column("team_name", "Team", href=lambda r: ctx.href(f"/teams/{quote(str(r['team']))}")),
+        Column("active_people", "Active people", "int"), Column("known_people", "Known people", "int"),
+        Column("active_share", "Share active", "pct"), Column("sessions", "Sessions", "int")],
+        [{**r, "team_name": r.get("team_name") or r["team"]} for r in by_team],
+        fig.metric("active_share", ("team",))[1], "No teams: import a people file (cclens people import)."))
     return page
 
 
 def _heatmap(ctx: Ctx) -> Chart:
-    """Requests by weekday and hour in the page's time zone (from the sessions' requests per day)."""
-    sessions, prov = ctx.fig.sessions()
-    weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    grid: dict[tuple[int, int], int] = {}
+    """Sessions started by weekday and hour in the page's time zone (from the sessions report)."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    sessions, prov = ctx.fig.sessions()
     zone = ZoneInfo(ctx.f.tz)
+    grid: dict[tuple[int, int], int] = {}
     for s in sessions:
-        if not s.get("first_ts"):
-            continue
-        t = datetime.fromisoformat(str(s["first_ts"])).astimezone(zone)
-        grid[(t.hour, t.weekday())] = grid.get((t.hour, t.weekday()), 0) + 1
+        if s.get("first_ts"):
+            t = datetime.fromisoformat(str(s["first_ts"])).astimezone(zone)
+            grid[(t.hour, t.weekday())] = grid.get((t.hour, t.weekday()), 0) + 1
     data = [[h, d, grid.get((h, d), 0)] for d in range(7) for h in range(24)]
     return Chart("heatmap", f"Sessions started by weekday and hour ({ctx.f.tz})",
-                 {"kind": "heatmap", "unit": "int", "x": [f"{h:02d}" for h in range(24)], "y": weekdays, "data": data},
-                 Prov("usage.sessions", prov.sources, f"sessions by the local weekday and hour of their first activity in {ctx.f.tz}"),
+                 {"kind": "heatmap", "unit": "int", "x": [f"{h:02d}" for h in range(24)],
+                  "y": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "data": data},
+                 Prov("usage.sessions", prov.sources, f"sessions by the weekday and hour of their first activity in {ctx.f.tz}"),
                  None if sessions else "No sessions in this period.")
 
 
 # -- Cost ------------------------------------------------------------------------------------------
 def cost(ctx: Ctx) -> Page:
     fig, f = ctx.fig, ctx.f
-    page = Page("cost", "Cost", "Estimated cost (tokens × price table) next to what Anthropic bills.", "cost")
+    page = Page("cost", "Cost", "Estimated cost (tokens × price table, or Anthropic's estimate) next to what "
+                "Anthropic bills.", "cost")
     ctx.empty_for(page, "transcripts", "otel", "cost", "claude_code_analytics", what="cost data")
-    daily, p_daily = fig.daily()
-    billed, p_billed = fig.api("cost", "day")
-    cc_day, p_cc = fig.api("claude_code_analytics", "day")
-    actors, p_actors = fig.api("claude_code_analytics", "actor")
-    est = _total(daily, "cost_usd")
-    people = [a for a in actors if a.get("actor_type") == "user"]
-    prs = _total(actors, "pull_requests")
-    cc_cost = _total(cc_day, "estimated_cost_usd")
-    page.add(Kpis([
-        Kpi("estimated_cost", "Estimated (transcripts + OTel)", _round(est, 2), "usd", p_daily),
-        Kpi("cc_estimated_cost", "Estimated (Analytics API)", _round(cc_cost, 2), "usd", p_cc),
-        Kpi("billed_cost", "Billed (Cost API)", _round(_total(billed, "cost_usd"), 2), "usd", p_billed),
-        Kpi("cost_per_person", "Per active person (Analytics API)", _round(cc_cost / len(people), 2)
-            if cc_cost is not None and people else None, "usd", p_actors),
-        Kpi("cost_per_pr", "Per pull request (Analytics API)", _round(cc_cost / prs, 2) if cc_cost is not None and prs
-            else None, "usd", p_actors),
-    ]))
+    page.add(Kpis([_kpi(ctx, "estimated_cost", "Estimated cost", "usd", False),
+                   _kpi(ctx, "billed_cost", "Billed cost", "usd", False),
+                   _kpi(ctx, "cost_per_active_person", "Per active person", "usd", False),
+                   _kpi(ctx, "cost_per_session", "Per session", "usd", False),
+                   _kpi(ctx, "cost_per_pull_request", "Per pull request", "usd", False)]))
     days = _days(f)
-    models, p_models = fig.models()
+    est, p_est = fig.metric("estimated_cost", ("day",))
+    billed, _ = fig.metric("billed_cost", ("day",))
+    by_model, p_model = fig.metric("estimated_cost", ("model",))
     page.row(
-        Chart("estimated_vs_billed", "Estimated vs billed per day",
-              {"kind": "line", "unit": "usd", "x": days, "series": [
-                  {"name": "estimated, transcripts + OTel (" + f.tz + ")", "data": [round(v, 4) for v in _by_day(daily, "date", "cost_usd", days)]},
-                  {"name": "estimated, Analytics API (UTC)", "data": _by_day(cc_day, "utc_day", "estimated_cost_usd", days)},
-                  {"name": "billed, Cost API (UTC)", "data": _by_day(billed, "utc_day", "cost_usd", days), "dashed": True}]},
-              p_billed, None if daily or billed or cc_day else "No cost data in this period."),
-        Chart("cost_by_model", "Estimated cost by model",
-              {"kind": "pie", "unit": "usd", "series": [{"name": "cost", "data": [[m["model"], round(m["cost_usd"] or 0, 2)]
-                                                                                   for m in models]}]},
-              p_models, None if models else "No requests in this period."),
+        Chart("estimated_vs_billed", "Estimated vs billed per day", {"kind": "line", "unit": "usd", "x": days, "series": [
+            {"name": "estimated", "data": _series(est, days)},
+            {"name": "billed (Cost API, UTC days)", "data": _series(billed, days), "dashed": True}]},
+            p_est, None if est or billed else "No cost data in this period."),
+        Chart("cost_by_model", "Estimated cost by model", {"kind": "pie", "unit": "usd", "series": [
+            {"name": "cost", "data": [[r["model"], _round(r["value"], 2)] for r in by_model]}]},
+            p_model, None if by_model else "No cost data in this period."),
     )
-    page.add(_model_table(models, p_models, "cost_models"))
-    page.add(Table("cost_people", "By person and API key (Analytics API)", [
-        Column("actor", "Actor", href=lambda r: person_href(ctx, r["actor"])), Column("actor_type", "Type"),
-        Column("estimated_cost_usd", "Estimated cost", "usd"), Column("sessions", "Sessions", "int"),
-        Column("pull_requests", "PRs", "int")], actors, p_actors, "No Claude Code Analytics data in this period."))
-    by_model, p_bm = fig.api("cost", "model")
-    page.add(Table("billed_models", "Billed by model (Cost API)", [
-        Column("model", "Model"), Column("cost_usd", "Billed", "usd")],
-        [{"model": r["model"] or "(not per model: code execution, web search …)", "cost_usd": r["cost_usd"]} for r in by_model],
-        p_bm, "No Cost API data in this period."))
+    src, p_src = fig.metric("estimated_cost", ("source",))
+    page.row(
+        Table("cost_sources", "Estimated cost by source (each source's own figure)", [
+            Column("source", "Source"), Column("value", "Estimated cost", "usd")],
+            [{"source": r["source"], "value": _round(r["value"])} for r in src], p_src),
+        Table("cost_teams", "By team", [
+            Column("team_name", "Team", href=lambda r: ctx.href(f"/teams/{quote(str(r['team']))}")),
+            Column("estimated_cost", "Estimated cost", "usd"), Column("cost_per_active_person", "Per active person", "usd"),
+            Column("cost_per_pull_request", "Per PR", "usd")],
+            [{**r, "team_name": r.get("team_name") or r["team"]} for r in _join(
+                "team", ("estimated_cost", fig.metric("estimated_cost", ("team",))[0]),
+                ("cost_per_active_person", fig.metric("cost_per_active_person", ("team",))[0]),
+                ("cost_per_pull_request", fig.metric("cost_per_pull_request", ("team",))[0]))],
+            fig.metric("estimated_cost", ("team",))[1]),
+    )
+    page.add(_model_table(ctx, "cost_models"))
+    people_rows, p_people = fig.metric("estimated_cost", ("person",))
+    page.add(Table("cost_people", "By person and API key", [
+        Column("label", "Person / API key", href=lambda r: ctx.href(f"/people/{quote(str(r['person']), safe='@:')}")),
+        Column("value", "Estimated cost", "usd")],
+        sorted([{"person": r["person"], "label": _person_label(r), "value": _round(r["value"])} for r in people_rows],
+               key=lambda r: -(r["value"] or 0)), p_people))
     return page
 
 
 # -- Output ----------------------------------------------------------------------------------------
-TOOL_LABELS = {"edit_tool": "Edit", "multi_edit_tool": "MultiEdit", "write_tool": "Write",
-               "notebook_edit_tool": "NotebookEdit"}
-
-
 def output(ctx: Ctx) -> Page:
     fig, f = ctx.fig, ctx.f
     page = Page("output", "Output", "Lines, commits and pull requests made with Claude Code; edit decisions.", "output")
     ctx.empty_for(page, "claude_code_analytics", "otel", what="output data")
-    per_day, p_day = fig.api("claude_code_analytics", "day")
-    page.add(Kpis([
-        Kpi("lines_added", "Lines added", _total(per_day, "lines_added"), "int", p_day),
-        Kpi("lines_removed", "Lines removed", _total(per_day, "lines_removed"), "int", p_day),
-        Kpi("commits", "Commits", _total(per_day, "commits"), "int", p_day),
-        Kpi("pull_requests", "Pull requests", _total(per_day, "pull_requests"), "int", p_day),
-        Kpi("accept_rate", "Edit accept rate",
-            _round(_total(per_day, "tool_accepted") / ((_total(per_day, "tool_accepted") or 0) + (_total(per_day, "tool_rejected") or 0)))
-            if _total(per_day, "tool_accepted") else None, "pct", p_day),
-    ]))
+    page.add(Kpis([_kpi(ctx, "lines_added", "Lines added", "int"), _kpi(ctx, "lines_removed", "Lines removed", "int"),
+                   _kpi(ctx, "commits", "Commits", "int"), _kpi(ctx, "pull_requests", "Pull requests", "int"),
+                   _kpi(ctx, "edit_accept_rate", "Edit accept rate", "pct")]))
     days = _days(f)
+    added, p_added = fig.metric("lines_added", ("day",))
+    removed, _ = fig.metric("lines_removed", ("day",))
+    commits, p_commits = fig.metric("commits", ("day",))
+    prs, _ = fig.metric("pull_requests", ("day",))
     page.row(
-        Chart("lines_per_day", "Lines per day (UTC days)", {"kind": "bar", "unit": "int", "x": days, "series": [
-            {"name": "added", "data": _by_day(per_day, "utc_day", "lines_added", days)},
-            {"name": "removed", "data": _by_day(per_day, "utc_day", "lines_removed", days)}]},
-            p_day, None if per_day else "No Claude Code Analytics data in this period."),
-        Chart("commits_per_day", "Commits and PRs per day (UTC days)", {"kind": "bar", "unit": "int", "x": days, "series": [
-            {"name": "commits", "data": _by_day(per_day, "utc_day", "commits", days)},
-            {"name": "pull requests", "data": _by_day(per_day, "utc_day", "pull_requests", days)}]},
-            p_day, None if per_day else "No Claude Code Analytics data in this period."),
+        Chart("lines_per_day", "Lines per day", {"kind": "bar", "unit": "int", "x": days, "series": [
+            {"name": "added", "data": _series(added, days)}, {"name": "removed", "data": _series(removed, days)}]},
+            p_added, None if added else "No output data in this period."),
+        Chart("commits_per_day", "Commits and pull requests per day", {"kind": "bar", "unit": "int", "x": days, "series": [
+            {"name": "commits", "data": _series(commits, days)}, {"name": "pull requests", "data": _series(prs, days)}]},
+            p_commits, None if commits else "No output data in this period."),
     )
-    page.add(Table("output_days", "Per day", [
-        Column("utc_day", "UTC day"), Column("actors", "Actors", "int"), Column("sessions", "Sessions", "int"),
-        Column("lines_added", "Lines added", "int"), Column("lines_removed", "Lines removed", "int"),
-        Column("commits", "Commits", "int"), Column("pull_requests", "PRs", "int"),
-        Column("tool_accepted", "Edits accepted", "int"), Column("tool_rejected", "Edits rejected", "int"),
-        Column("accept_rate", "Accept rate", "pct")], per_day, p_day, "No Claude Code Analytics data in this period."))
+    tools, p_tools = fig.metric("edit_accept_rate", ("tool",))
+    page.add(Table("accept_rate", "Edit accept rate per tool", [
+        Column("tool", "Tool"), Column("accepted", "Accepted", "int"), Column("rejected", "Rejected", "int"),
+        Column("value", "Accept rate", "pct")],
+        [{"tool": r["tool"], "accepted": r.get("accepted"), "rejected": r.get("rejected"), "value": _round(r["value"])}
+         for r in tools], p_tools))
     return page
 
 
 # -- People and teams ------------------------------------------------------------------------------
-def people(ctx: Ctx) -> Page:
+PEOPLE_METRICS = (("sessions", "Sessions", "int"), ("tokens", "Tokens", "int"), ("estimated_cost", "Estimated cost", "usd"),
+                  ("lines_added", "Lines added", "int"), ("commits", "Commits", "int"),
+                  ("pull_requests", "PRs", "int"), ("active_time", "Active hours", "num"))
+
+
+def _people_table(ctx: Ctx, table_id: str, title: str) -> Table:
     fig = ctx.fig
-    page = Page("people", "People", "Everyone with Claude Code activity in the period; click a row for the person.",
-                "people")
+    rows = _join("person", *((m, fig.metric(m, ("person",))[0]) for m, _, _ in PEOPLE_METRICS))
+    rows = [{**r, "label": _person_label(r)} for r in rows]
+    rows.sort(key=lambda r: -(r.get("estimated_cost") or 0))
+    return Table(table_id, title, [
+        Column("label", "Person / identity", href=lambda r: ctx.href(f"/people/{quote(str(r['person']), safe='@:')}")),
+        *(Column(m, label, unit) for m, label, unit in PEOPLE_METRICS)],
+        rows, fig.metric("sessions", ("person",))[1], "No activity in this period.")
+
+
+def people(ctx: Ctx) -> Page:
+    page = Page("people", "People", "Everyone with Claude Code activity in the period (people, unlinked identities "
+                "and API keys); click a row for the person.", "people")
     ctx.empty_for(page, "claude_code_analytics", "otel", "transcripts", what="people")
-    actors, p_actors = fig.api("claude_code_analytics", "actor")
-    page.add(Table("people", "People and API keys", [
-        Column("actor", "Person / API key", href=lambda r: person_href(ctx, r["actor"])), Column("actor_type", "Type"),
-        Column("sessions", "Sessions", "int"), Column("lines_added", "Lines added", "int"),
-        Column("commits", "Commits", "int"), Column("pull_requests", "PRs", "int"),
-        Column("accept_rate", "Edit accept rate", "pct"), Column("estimated_cost_usd", "Estimated cost", "usd")],
-        actors, p_actors, "No Claude Code Analytics data in this period."))
+    page.add(_people_table(ctx, "people", "People"))
     return page
 
 
 def person(ctx: Ctx, key: str) -> Page:
-    fig = ctx.fig
-    page = Page("person", key, "One person (or API key) in the period.", "people")
-    actors, p_actors = fig.api("claude_code_analytics", "actor")
-    mine = [a for a in actors if a["actor"] == key]
-    if not mine:
-        page.empty.append(Empty("claude_code_analytics", f"No activity for {key} in this period",
+    fig, f = ctx.fig, ctx.f
+    page = Page("person", key, "One person (or identity) in the period.", "people")
+    only = {"person": [key]}
+    kpis = []
+    for m, label, unit in PEOPLE_METRICS:
+        rows, prov = fig.metric(m, (), filters=only)
+        kpis.append(Kpi(m, label, _round(rows[0]["value"]) if rows else None, unit, prov))
+    page.add(Kpis(kpis))
+    if all(k.raw is None for k in kpis):
+        page.empty.append(Empty("people", f"No activity for {key} in this period",
                                 "Try a longer date range, or check the identity on the People page."))
-    a = mine[0] if mine else {}
-    page.add(Kpis([Kpi(k, label, a.get(k), unit, p_actors) for k, label, unit in (
-        ("sessions", "Sessions", "int"), ("lines_added", "Lines added", "int"), ("commits", "Commits", "int"),
-        ("pull_requests", "Pull requests", "int"), ("accept_rate", "Edit accept rate", "pct"),
-        ("estimated_cost_usd", "Estimated cost", "usd"))]))
+    days = _days(f)
+    tok, p_tok = fig.metric("tokens", ("day", "model"), filters=only)
+    page.add(Chart("person_tokens", "Tokens per day by model", {"kind": "bar", "stack": True, "unit": "tokens",
+                                                                 "x": days, "series": _split(tok, "model", days)},
+                   p_tok, None if tok else "No token data in this period."))
     return page
 
 
 def teams(ctx: Ctx) -> Page:
-    page = Page("teams", "Teams", "Teams come from the people file (cclens people import).", "teams")
-    page.empty.append(Empty("people", "No teams yet", "Teams and memberships come from a people file.",
-                            "cclens people import people.csv", "docs/metrics.md"))
+    fig = ctx.fig
+    page = Page("teams", "Teams", "Teams from the people file; a person counts in a team on the days they were in it.",
+                "teams")
+    names = {t["key"]: t["name"] for t in fig.teams()}
+    if not names:
+        page.empty.append(Empty("people", "No teams yet", "Teams and memberships come from a people file.",
+                                "cclens people import people.toml", "docs/people.md"))
+    metrics = (("active_people", "Active people", "int"), ("known_people", "Known people", "int"),
+               ("active_share", "Share active", "pct"), ("sessions", "Sessions", "int"),
+               ("estimated_cost", "Estimated cost", "usd"), ("lines_added", "Lines added", "int"),
+               ("pull_requests", "PRs", "int"), ("cost_per_active_person", "Cost per active person", "usd"))
+    rows = _join("team", *((m, fig.metric(m, ("team",))[0]) for m, _, _ in metrics))
+    rows = [{**r, "team_name": r.get("team_name") or names.get(r["team"]) or r["team"]} for r in rows]
+    page.add(Table("teams", "Teams", [
+        Column("team_name", "Team", href=lambda r: ctx.href(f"/teams/{quote(str(r['team']))}")),
+        *(Column(m, label, unit) for m, label, unit in metrics)], rows, fig.metric("active_people", ("team",))[1]))
     return page
 
 
 def team(ctx: Ctx, key: str) -> Page:
-    page = teams(ctx)
-    page.title = key
+    from dataclasses import replace
+
+    scoped = Ctx(Figures(ctx.fig.reader, replace(ctx.f, team=key), ctx.fig.prices), replace(ctx.f, team=key),
+                 ctx.url, ctx.href)
+    names = {t["key"]: t["name"] for t in ctx.fig.teams()}
+    page = Page("team", names.get(key, key), f"Team {names.get(key, key)}: people while they were in it.", "teams")
+    page.add(Kpis([_kpi(scoped, "active_people", "Active people", "int"), _kpi(scoped, "sessions", "Sessions", "int"),
+                   _kpi(scoped, "estimated_cost", "Estimated cost", "usd", False),
+                   _kpi(scoped, "lines_added", "Lines added", "int"), _kpi(scoped, "pull_requests", "Pull requests", "int")]))
+    days = _days(ctx.f)
+    per_day, p_day = scoped.fig.metric("active_people", ("day",))
+    page.add(Chart("team_active", "Active people per day", {"kind": "line", "area": True, "unit": "int", "x": days,
+                                                            "series": [{"name": "active people", "data": _series(per_day, days)}]},
+                   p_day, None if per_day else "No activity in this period."))
+    page.add(_people_table(scoped, "team_people", "People"))
     return page
