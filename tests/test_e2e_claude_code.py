@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from cclens.hook_shim import spool_dir
 from cclens.warehouse import open_warehouse
 from fake_messages_api import FakeMessagesAPI
 from serve_support import ServeProcess, wait_until
@@ -94,6 +95,8 @@ def test_real_claude_code_end_to_end(tmp_path, isolated_env):
                 result = run_claude(binary, api, repo, home)
                 runs.append({"scenario": scenario, "protocol": protocol, "result": result,
                              "api": api.message_requests(), "api_totals": api.usage_totals()})
+        pending = list(spool_dir().glob("*.json")) if spool_dir().exists() else []
+        assert not pending, "the shim delivered SessionStart itself (with the token from the settings env)"
         shipped = run_ship_once(server.url, "--token", token)
         assert shipped.returncode == 0, shipped.stderr
         doctor = cclens("doctor", "--format", "json")
