@@ -132,6 +132,11 @@ def _transcripts_and_apis(org: Any, db: Path, work: Path, settings: Settings, re
                 result.api_rows[r.source] = r.rows
         say("Anthropic APIs synced: " + ", ".join(f"{k} {v:,} rows" for k, v in result.api_rows.items()))
         sync_model_prices(wh, bundled_table())
+        from .model.identity import import_people
+        from .synth.org_emit import write_people_file
+
+        counts = import_people(wh, write_people_file(org, db.parent / "people.toml"))
+        say(f"people file: {counts['people']} people, {counts['teams']} teams, {counts['aliases']} identities linked")
     finally:
         wh.close()
 

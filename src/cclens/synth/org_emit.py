@@ -318,3 +318,37 @@ def hook_batches(org: Org, sessions: list[Session], *, per_batch: int = 2000) ->
             lines = []
     if lines:
         yield b"\n".join(lines) + b"\n"
+
+
+# -- people file ---------------------------------------------------------------------------------------
+
+
+def _toml(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_people_file(org: Org, path: Path) -> Path:
+    """The organisation's people file (TOML, docs/people.md): teams, people, their identities in every
+    source, managers; the first steady member of Web moves to Platform halfway through the period."""
+    from datetime import timedelta
+
+    lines = []
+    for t in org.teams:
+        lines += ["[[team]]", f"id = {_toml(t.key)}", f"name = {_toml(t.name)}", ""]
+    mover = next((p for p in org.people if p.team == "web" and p.archetype == "steady"), None)
+    half = org.start + timedelta(days=org.days // 2)
+    for p in org.people:
+        aliases = [f'otel_user_id = [{_toml(p.user_id)}]', f"host = [{_toml(p.host)}]"]
+        if not p.bedrock:
+            aliases += [f"anthropic_account = [{_toml(p.account_id)}]", f"otel_account_uuid = [{_toml(p.account_uuid)}]"]
+        lines += ["[[person]]", f"id = {_toml(p.key)}", f"name = {_toml(p.name)}", f"emails = [{_toml(p.email)}]"]
+        if p.manager:
+            lines.append(f"manager = {_toml(p.manager)}")
+        if p is mover:
+            lines.append(f'memberships = [{{team = "web", to = "{half - timedelta(days=1)}"}}, '
+                         f'{{team = "platform", from = "{half}"}}]')
+        else:
+            lines.append(f"team = {_toml(p.team)}")
+        lines += ["[person.aliases]", *aliases, ""]
+    path.write_text("\n".join(lines))
+    return path
