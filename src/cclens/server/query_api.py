@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import CclensError
-from .auth import ROLES, Principal, create_token
+from .auth import ROLES, Principal, authenticate_http, create_token
 from .deps import get_writer, require_local
 from .writer import Writer
 
@@ -62,10 +62,20 @@ def _run(writer: Writer, sql: str, params: list[Any]) -> pa.Table:
         cur.close()
 
 
+def _require_sql(request: Request) -> Principal:
+    # the local CLI and admins get this internal endpoint; analysts the SQL sandbox (metrics_api)
+    return authenticate_http(request, roles=("analyst", "admin", "local"), allow_anonymous=False)
+
+
 @router.post("/query")
 async def query(body: QueryBody, request: Request, writer: Writer = Depends(get_writer),
-                _: Principal = Depends(require_local)) -> Response:
-    """Run one read-only SELECT for the local CLI."""
+                principal: Principal = Depends(_require_sql)) -> Response:
+    """Run one read-only SELECT: as is for the local CLI (and admins); in the read-only SQL sandbox for
+    analysts (one SELECT, no file/network functions, row and time limits: docs/metrics.md)."""
+    if principal.role not in ("local", "admin"):
+        from .metrics_api import sandbox_query
+
+        return await sandbox_query(body.sql, body.params, request, writer)
     _check_select(body.sql)
     try:
         table = await run_in_threadpool(_run, writer, body.sql, body.params)
