@@ -126,7 +126,7 @@ def _transcripts_and_apis(org: Any, db: Path, work: Path, settings: Settings, re
             api = dataclasses.replace(settings, anthropic_base_url=url, anthropic_admin_key=fake.ADMIN_KEY,
                                       anthropic_analytics_key=fake.ANALYTICS_KEY, anthropic_sync_start=org.start,
                                       anthropic_enterprise_lookback_days=0)
-            for r in sync(api, wh, since=org.start):
+            for r in sync(api, wh, since=org.start, now=org.now):
                 if r.status == "error":
                     raise DemoError(f"syncing the demo's {r.source} API failed: {r.error}")
                 result.api_rows[r.source] = r.rows

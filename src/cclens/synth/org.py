@@ -253,13 +253,16 @@ def _people(rng: random.Random, n: int, days: int) -> list[Person]:
         elif rng.random() > 0.06:             # a few laptops never got the managed settings
             otel_from = min(days - 1, max(0, days // 6 + rng.randint(-2, 4)))
         hooks_from = max(0, days // 2 + rng.randint(-3, 3)) if team.hooks and rng.random() < 0.8 else None
+        ships = rng.random() < team.ships
+        if i == 0:  # the platform lead who set cclens up: every source from day one
+            otel_from, hooks_from, ships = 0, 0, True
         out.append(Person(
             key=f"{first}.{last}", name=name, email=f"{first}.{last}@acme.example".replace("ö", "o"),
             team=team.key, tz=team.tz, host=host,
             user_id=hashlib.sha256(f"{seed_of(rng)}|{i}".encode()).hexdigest(),
             account_uuid=_uuid(rng), account_id=f"user_{_hex(rng, 20)}", bedrock=team.bedrock,
             archetype=arch[0], start=start, ramp=arch[3], intensity=arch[4] * (0.8 + 0.4 * rng.random()),
-            otel_from=otel_from, ships=rng.random() < team.ships, hooks_from=hooks_from,
+            otel_from=otel_from, ships=ships, hooks_from=hooks_from,
             terminal=rng.choice(("vscode", "iTerm.app", "tmux", "cursor", "Apple_Terminal"))))
     for team in TEAMS:  # the first member of each team is its manager
         members = [p for p in out if p.team == team.key]
