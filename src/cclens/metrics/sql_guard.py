@@ -193,7 +193,8 @@ def run_sandboxed(wh: Any, sql: str, *, max_rows: int = 10_000, timeout_s: float
     try:
         if timer:
             timer.start()
-        table = wh.query_arrow(wrapped)
+        # con.sql(...).to_arrow_table() avoids DuckDB's extra copy of a DB-API result
+        table = con.sql(wrapped).to_arrow_table() if con is not None else wh.query_arrow(wrapped)
     except duckdb.InterruptException:
         raise QueryError(f"the query ran longer than {timeout_s:g} s and was stopped; narrow it "
                          "(a WHERE on the day or ts column) or aggregate") from None
