@@ -43,6 +43,8 @@ def run(ctx: typer.Context, serve: bool = typer.Option(True, "--serve/--no-serve
 
     url = f"http://{settings.server_host}:{settings.server_port}"
     typer.echo(f"starting cclens serve on {url} (Ctrl-C to stop); this machine's transcripts are watched")
+    browse = "127.0.0.1" if settings.server_host in ("0.0.0.0", "", "::") else settings.server_host
+    typer.echo(f"dashboard: http://{browse}:{settings.server_port}/")
     typer.echo(f"connect this machine's Claude Code telemetry and hooks: "
                f".venv/bin/cclens setup claude-code --server {url} --write")
     typer.echo("reports while it runs: .venv/bin/cclens report daily (they go through the server)")
