@@ -64,8 +64,8 @@ def test_arbitrary_lines_never_crash_and_are_all_accounted_for(lines, data):
 
 
 def _snapshot(wh):
-    req = wh.query("""SELECT request_key, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens
-                      FROM api_request ORDER BY request_key""")
+    req = wh.query("""SELECT request_key, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+                             ts, origin_offset FROM api_request ORDER BY request_key""")
     land = wh.query("SELECT line_key, byte_offset FROM landing_transcript_line ORDER BY line_key")
     q = wh.scalar("SELECT count(*) FROM quarantine")
     return req, land, q

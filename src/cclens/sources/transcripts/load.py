@@ -206,9 +206,15 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
     # messages. One reply is several lines; keep per request the largest usage, non-sidechain first.
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_req AS
-    SELECT * FROM (
+    SELECT * EXCLUDE (ts, path, byte_offset, rn, first_ts, first_origin),
+           first_ts AS ts, first_origin[1] AS path, first_origin[2]::BIGINT AS byte_offset
+    FROM (
         SELECT *, row_number() OVER (PARTITION BY request_key
-                   ORDER BY total DESC, coalesce(is_sidechain, false), ts, path, byte_offset) AS rn
+                   ORDER BY total DESC, coalesce(is_sidechain, false), ts, path, byte_offset) AS rn,
+               -- Whatever the batching, the request's earliest line gives its ts and its origin, so
+               -- any split of the same lines (local ingest, shipping) ends with the same row.
+               min(ts) OVER (PARTITION BY request_key) AS first_ts,
+               min([path, lpad(byte_offset::VARCHAR, 20, '0')]) OVER (PARTITION BY request_key) AS first_origin
         FROM (
             SELECT coalesce(j.requestId, 'msg:' || j.message.id, 'line:' || line_key) AS request_key,
                    j.requestId AS request_id, j.message.id AS message_id,
@@ -244,7 +250,7 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
     updated = wh.scalar("""
     SELECT count(*) FROM _tl_req r JOIN api_request a USING (request_key)
     WHERE NOT a.from_transcripts OR r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
-    """) or 0
+    """) or 0  # requests whose tokens (or first source) changed; earlier-origin-only updates are not counted
     wh.execute("""
     UPDATE api_request a SET
         input_tokens = CASE WHEN r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
@@ -259,16 +265,22 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
         cache_creation_1h_tokens = coalesce(r.cache_creation_1h_tokens, a.cache_creation_1h_tokens),
         message_id = coalesce(a.message_id, r.message_id), session_id = coalesce(a.session_id, r.session_id),
         agent_id = coalesce(a.agent_id, r.agent_id), is_sidechain = coalesce(a.is_sidechain, r.is_sidechain),
-        ts = coalesce(a.ts, r.ts), model = coalesce(a.model, r.model), model_raw = coalesce(a.model_raw, r.model_raw),
+        ts = CASE WHEN a.ts IS NULL OR r.ts < a.ts THEN r.ts ELSE a.ts END,
+        model = coalesce(a.model, r.model), model_raw = coalesce(a.model_raw, r.model_raw),
         speed = coalesce(r.speed, a.speed), service_tier = coalesce(r.service_tier, a.service_tier),
         host = coalesce(a.host, ?), cwd = coalesce(a.cwd, r.cwd), project = coalesce(a.project, r.cwd),
         git_branch = coalesce(a.git_branch, r.git_branch), version = coalesce(a.version, r.version),
         prompt_id = coalesce(a.prompt_id, r.prompt_id), from_transcripts = true,
-        origin_path = coalesce(a.origin_path, r.path), origin_offset = coalesce(a.origin_offset, r.byte_offset),
+        origin_path = CASE WHEN a.origin_path IS NULL OR (r.path, r.byte_offset) < (a.origin_path, a.origin_offset)
+                           THEN r.path ELSE a.origin_path END,
+        origin_offset = CASE WHEN a.origin_path IS NULL OR (r.path, r.byte_offset) < (a.origin_path, a.origin_offset)
+                             THEN r.byte_offset ELSE a.origin_offset END,
         updated_at = ?
     FROM _tl_req r
     WHERE a.request_key = r.request_key
-      AND (NOT a.from_transcripts OR r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens)
+      AND (NOT a.from_transcripts OR r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
+           OR a.ts IS NULL OR r.ts < a.ts OR a.origin_path IS NULL
+           OR (r.path, r.byte_offset) < (a.origin_path, a.origin_offset))
     """, [host, now])
     new = wh.scalar("SELECT count(*) FROM _tl_req r WHERE NOT EXISTS (SELECT 1 FROM api_request a WHERE a.request_key = r.request_key)") or 0
     wh.execute("""
