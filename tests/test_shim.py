@@ -165,7 +165,9 @@ def test_concurrent_shims_deliver_each_event_once(warehouse, db_path):
     for i in range(30):  # a backlog from an outage
         spool_event(payload("PreToolUse", i), host="lap")
     with ThreadServer(app) as srv:
-        procs = [subprocess.Popen([sys.executable, "-m", "cclens.hook_shim", "--server", srv.url, "--budget", "2"],
+        # A generous budget: this test is about concurrent drains delivering once, not about the budget
+        # (which counts from process start, so on a loaded 2-core CI machine 2 s can pass before stdin is read).
+        procs = [subprocess.Popen([sys.executable, "-m", "cclens.hook_shim", "--server", srv.url, "--budget", "10"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for _ in range(6)]
         for i, p in enumerate(procs):
