@@ -283,7 +283,7 @@ def crashing_transport(after: int):
     return factory
 
 
-@pytest.mark.parametrize("after", [5, 47, 80])   # mid-day of Claude Code, mid-usage, mid-Enterprise
+@pytest.mark.parametrize("after", [15, 47, 80])   # mid-day of Claude Code, mid-usage, mid-Enterprise
 def test_crash_mid_sync_resumes_without_loss_or_duplicates(fake, warehouse, tmp_path, after):
     settings = settings_for(fake)
     with pytest.raises(Crash):

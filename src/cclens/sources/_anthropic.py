@@ -12,23 +12,24 @@ pages) and how to replace that unit's model rows::
 
         def available_end(self, now): return floor_day(now)
         def fetch(self, client, unit): return client.fetch_all("/v1/…", {"starting_at": …})
-        def replace(self, wh, unit, pages, fetched_at, run_id):
+        def replace(self, wh, unit, pages, fetched_at, run_id):   # pages also as SQL relation PAGES
             wh.execute("DELETE FROM my_table WHERE day >= ? AND day < ?", [...])
-            return append_rows(wh, "my_table", columns)
+            return wh.scalar(f"INSERT INTO my_table SELECT … FROM {PAGES}")
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Sequence
-
-import pyarrow as pa
 
 from ._http import ApiClient, Page
 
 UTC = timezone.utc
+#: The relation the engine registers with a unit's pages while :meth:`ApiSource.replace` runs:
+#: page_index, day (the ``date`` query parameter, if any), url, params, page_cursor, next_page,
+#: request_id, payload (the body as text), fetched_at.
+PAGES = "_anthropic_pages"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class ApiSource:
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
         """Replace the model rows of ``unit`` with those in ``pages`` (inside the caller's
-        transaction); returns the number of model rows written."""
+        transaction; the pages are also registered as the relation :data:`PAGES` for SQL);
+        returns the number of model rows written."""
         raise NotImplementedError
 
 
@@ -137,51 +139,3 @@ def floor_to(ts: datetime, grain: timedelta) -> datetime:
     """``ts`` rounded down to a multiple of ``grain`` since the epoch (UTC)."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + ((ts - epoch) // grain) * grain
-
-
-# -- values --------------------------------------------------------------------------------------
-def as_int(value: Any) -> int:
-    """An API count as int (None, missing or malformed counts as 0)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(round(value))
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return 0
-
-
-def as_opt_int(value: Any) -> int | None:
-    return None if value is None else as_int(value)
-
-
-def as_decimal(value: Any) -> Decimal:
-    """A number or decimal string as an exact Decimal (0 when missing or malformed)."""
-    if value is None or isinstance(value, bool):
-        return Decimal(0)
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return Decimal(0)
-
-
-def dig(obj: Any, *path: str) -> Any:
-    """``obj[path[0]][path[1]]…`` or None when any step is missing or not a mapping."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def append_rows(wh: Any, table: str, columns: dict[str, list[Any]],
-                types: dict[str, pa.DataType] | None = None) -> int:
-    """Append column lists to ``table`` through Arrow; returns rows appended."""
-    if not columns or not next(iter(columns.values())):
-        return 0
-    types = types or {}
-    arrays = {name: pa.array(values, type=types.get(name)) for name, values in columns.items()}
-    return wh.append(table, pa.table(arrays))

@@ -86,7 +86,8 @@ def _scalar(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """One page as received: the exact ``body``, its parsed ``data``, and where it came from."""
+    """One page as received: the exact ``body`` and where it came from. ``data`` parses the body on
+    each access (not kept: a unit's pages can be large, and only the bytes are needed for landing)."""
 
     url: str                     # base URL + path, no query string (and never a key)
     params: list[tuple[str, str]]  # the query sent, including ``page`` when not the first page
@@ -94,13 +95,13 @@ class Page:
     page_index: int              # 0 for page 1
     request_id: str | None
     body: bytes
-    data: dict[str, Any]
+    next_page: str | None        # the cursor the page gave (None at the end)
+    has_more: bool | None        # the page's ``has_more`` (None when the API has no such field)
     fetched_at: datetime
 
     @property
-    def next_page(self) -> str | None:
-        value = self.data.get("next_page")
-        return value if isinstance(value, str) and value else None
+    def data(self) -> dict[str, Any]:
+        return orjson.loads(self.body)
 
     @property
     def records(self) -> list[Any]:
@@ -201,7 +202,7 @@ class ApiClient:
         while True:
             page = self.get(path, params, page=cursor, page_index=index)
             yield page
-            more = bool(page.data.get("has_more")) if has_more_field else page.next_page is not None
+            more = bool(page.has_more) if has_more_field else page.next_page is not None
             if not more:
                 return
             cursor = page.next_page
@@ -264,8 +265,12 @@ class ApiClient:
         if not isinstance(data, dict):
             raise SourceError(f"{self.source}: {url} returned a body that is not a JSON object "
                               f"(request-id {request_id}); the API misbehaved, try again later")
+        next_page = data.get("next_page")
+        has_more = data.get("has_more")
         return Page(url=url, params=query, page_cursor=cursor, page_index=index, request_id=request_id,
-                    body=body, data=data, fetched_at=datetime.now(timezone.utc))
+                    body=body, next_page=next_page if isinstance(next_page, str) and next_page else None,
+                    has_more=has_more if isinstance(has_more, bool) else None,
+                    fetched_at=datetime.now(timezone.utc))
 
     def _raise(self, response: httpx2.Response, url: str, request_id: str | None) -> None:
         status = response.status_code

@@ -30,8 +30,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from ._anthropic import (ApiSource, Unit, UnitNotAvailable, append_rows, as_int, as_opt_int, day_start,
-                         dig)
+from ._anthropic import PAGES, ApiSource, Unit, UnitNotAvailable, day_start
 from ._http import ApiClient, ApiRequestError, Page
 
 USERS_PATH = "/v1/organizations/analytics/users"
@@ -105,19 +104,55 @@ class EnterpriseAnalyticsSource(ApiSource):
 
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
-        user_pages = [p for p in pages if p.url.endswith(USERS_PATH)]
-        summary_pages = [p for p in pages if p.url.endswith(SUMMARIES_PATH)]
-        days = sorted({d for d in map(_page_day, user_pages) if d is not None})
         written = 0
-        if days:  # only days the API answered: a day it no longer serves keeps what we have
-            wh.execute("DELETE FROM engagement_day WHERE list_contains(?, day)", [days])
-            written += append_rows(wh, "engagement_day", _engagement_columns(user_pages, fetched_at, run_id))
-        rows = [r for p in summary_pages for r in (p.data.get("summaries") or p.data.get("data") or [])]
-        cols = _summary_columns(rows, unit, fetched_at, run_id)
-        if cols["day"]:
-            wh.execute("DELETE FROM engagement_summary_day WHERE list_contains(?, day)", [sorted(set(cols["day"]))])
-            written += append_rows(wh, "engagement_summary_day", cols)
-        return written
+        # Only days the API answered are replaced: a day it no longer serves keeps what we have.
+        wh.execute(f"""DELETE FROM engagement_day WHERE day IN
+                       (SELECT DISTINCT day FROM {PAGES} WHERE url LIKE '%{USERS_PATH}')""")
+        written += wh.scalar(f"""
+            INSERT INTO engagement_day (day, user_id, email, chat_message_count, chat_conversation_count,
+                chat_thinking_message_count, chat_artifacts_created_count, chat_projects_created_count,
+                cc_commit_count, cc_pull_request_count, cc_lines_added, cc_lines_removed, cc_session_count,
+                cc_tool_accepted, cc_tool_rejected, web_search_count, cowork_message_count, design_message_count,
+                office_message_count, science_message_count, last_activity_date, record, fetched_at, run_id)
+            SELECT day, r.user.id, r.user.email_address, r.chat_metrics.message_count,
+                   r.chat_metrics.distinct_conversation_count, r.chat_metrics.thinking_message_count,
+                   r.chat_metrics.distinct_artifacts_created_count, r.chat_metrics.distinct_projects_created_count,
+                   r.claude_code_metrics.core_metrics.commit_count, r.claude_code_metrics.core_metrics.pull_request_count,
+                   r.claude_code_metrics.core_metrics.lines_of_code.added_count,
+                   r.claude_code_metrics.core_metrics.lines_of_code.removed_count,
+                   r.claude_code_metrics.core_metrics.distinct_session_count,
+                   {" + ".join(f"coalesce(r.claude_code_metrics.tool_actions.{t}.accepted_count, 0)" for t in CC_TOOLS)},
+                   {" + ".join(f"coalesce(r.claude_code_metrics.tool_actions.{t}.rejected_count, 0)" for t in CC_TOOLS)},
+                   r.web_search_count, r.cowork_metrics.message_count, r.design_metrics.message_count,
+                   {" + ".join(f"coalesce(r.office_metrics.{a}.message_count, 0)" for a in OFFICE_APPS)},
+                   r.science_metrics.message_count, TRY_CAST(left(r.last_activity_date, 10) AS DATE),
+                   rec, ?, ?
+            FROM (SELECT day, rec, from_json(rec, '{USER_SPEC}') AS r
+                  FROM (SELECT day, unnest(json_extract(payload, '$.data[*]')) AS rec
+                        FROM {PAGES} WHERE url LIKE '%{USERS_PATH}'))""", [fetched_at, run_id]) or 0
+        # /summaries: documented as {"summaries": [...]}, read by the SDKs as {"data": [...]}.
+        wh.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _engagement_summary AS
+            SELECT TRY_CAST(left(coalesce(rec->>'starting_at', rec->>'starting_date', rec->>'date'), 10) AS DATE) AS day,
+                   rec
+            FROM (SELECT unnest(CASE WHEN json_exists(payload, '$.summaries') THEN json_extract(payload, '$.summaries[*]')
+                                     ELSE json_extract(payload, '$.data[*]') END) AS rec
+                  FROM {PAGES} WHERE url LIKE '%{SUMMARIES_PATH}')
+            WHERE day >= ? AND day < ?""", [unit.start.date(), unit.end.date()])
+        wh.execute("DELETE FROM engagement_summary_day WHERE day IN (SELECT day FROM _engagement_summary)")
+        written += wh.scalar("""
+            INSERT INTO engagement_summary_day (day, daily_active_user_count, weekly_active_user_count,
+                monthly_active_user_count, assigned_seat_count, pending_invite_count, daily_adoption_rate,
+                weekly_adoption_rate, monthly_adoption_rate, record, fetched_at, run_id)
+            SELECT day, TRY_CAST(rec->>'daily_active_user_count' AS BIGINT),
+                   TRY_CAST(rec->>'weekly_active_user_count' AS BIGINT),
+                   TRY_CAST(rec->>'monthly_active_user_count' AS BIGINT),
+                   TRY_CAST(rec->>'assigned_seat_count' AS BIGINT), TRY_CAST(rec->>'pending_invite_count' AS BIGINT),
+                   TRY_CAST(rec->>'daily_adoption_rate' AS DOUBLE), TRY_CAST(rec->>'weekly_adoption_rate' AS DOUBLE),
+                   TRY_CAST(rec->>'monthly_adoption_rate' AS DOUBLE), rec, ?, ?
+            FROM _engagement_summary""", [fetched_at, run_id]) or 0
+        wh.execute("DROP TABLE IF EXISTS _engagement_summary")
+        return int(written)
 
 
 def _named_day(exc: ApiRequestError) -> date | None:
@@ -130,91 +165,18 @@ def _named_day(exc: ApiRequestError) -> date | None:
         return None
 
 
-def _page_day(page: Page) -> date | None:
-    for name, value in page.params:
-        if name == "date":
-            return date.fromisoformat(value)
-    return None
-
-
-def _sum(obj: Any, *paths: tuple[str, ...]) -> int:
-    return sum(as_int(dig(obj, *p)) for p in paths)
-
-
-def _engagement_columns(pages: Sequence[Page], fetched_at: datetime, run_id: str) -> dict[str, list]:
-    cols: dict[str, list] = {c: [] for c in (
-        "day", "user_id", "email", "chat_message_count", "chat_conversation_count",
-        "chat_thinking_message_count", "chat_artifacts_created_count", "chat_projects_created_count",
-        "cc_commit_count", "cc_pull_request_count", "cc_lines_added", "cc_lines_removed",
-        "cc_session_count", "cc_tool_accepted", "cc_tool_rejected", "web_search_count",
-        "cowork_message_count", "design_message_count", "office_message_count", "science_message_count",
-        "last_activity_date", "record", "fetched_at", "run_id")}
-    for page in pages:
-        day = _page_day(page)
-        for rec in page.records:
-            if not isinstance(rec, dict):
-                continue
-            user = rec.get("user") or {}
-            chat = rec.get("chat_metrics") or {}
-            cc = rec.get("claude_code_metrics") or {}
-            core = cc.get("core_metrics") or {}
-            last = rec.get("last_activity_date")
-            values = {
-                "day": day, "user_id": user.get("id"), "email": user.get("email_address"),
-                "chat_message_count": as_opt_int(chat.get("message_count")),
-                "chat_conversation_count": as_opt_int(chat.get("distinct_conversation_count")),
-                "chat_thinking_message_count": as_opt_int(chat.get("thinking_message_count")),
-                "chat_artifacts_created_count": as_opt_int(chat.get("distinct_artifacts_created_count")),
-                "chat_projects_created_count": as_opt_int(chat.get("distinct_projects_created_count")),
-                "cc_commit_count": as_opt_int(core.get("commit_count")),
-                "cc_pull_request_count": as_opt_int(core.get("pull_request_count")),
-                "cc_lines_added": as_opt_int(dig(core, "lines_of_code", "added_count")),
-                "cc_lines_removed": as_opt_int(dig(core, "lines_of_code", "removed_count")),
-                "cc_session_count": as_opt_int(core.get("distinct_session_count")),
-                "cc_tool_accepted": _sum(cc, *(("tool_actions", t, "accepted_count") for t in CC_TOOLS)),
-                "cc_tool_rejected": _sum(cc, *(("tool_actions", t, "rejected_count") for t in CC_TOOLS)),
-                "web_search_count": as_opt_int(rec.get("web_search_count")),
-                "cowork_message_count": as_opt_int(dig(rec, "cowork_metrics", "message_count")),
-                "design_message_count": as_opt_int(dig(rec, "design_metrics", "message_count")),
-                "office_message_count": _sum(rec, *(("office_metrics", a, "message_count") for a in OFFICE_APPS)),
-                "science_message_count": as_opt_int(dig(rec, "science_metrics", "message_count")),
-                "last_activity_date": _as_date(last),
-                "record": orjson.dumps(rec).decode(),
-                "fetched_at": fetched_at, "run_id": run_id,
-            }
-            for c, v in values.items():
-                cols[c].append(v)
-    return cols
-
-
-def _as_date(value: Any) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def _summary_columns(rows: Sequence[Any], unit: Unit, fetched_at: datetime, run_id: str) -> dict[str, list]:
-    cols: dict[str, list] = {c: [] for c in (
-        "day", "daily_active_user_count", "weekly_active_user_count", "monthly_active_user_count",
-        "assigned_seat_count", "pending_invite_count", "daily_adoption_rate", "weekly_adoption_rate",
-        "monthly_adoption_rate", "record", "fetched_at", "run_id")}
-    for rec in rows:
-        if not isinstance(rec, dict):
-            continue
-        day = _as_date(rec.get("starting_at") or rec.get("starting_date") or rec.get("date"))
-        if day is None or not unit.start.date() <= day < unit.end.date():
-            continue
-        cols["day"].append(day)
-        for c in ("daily_active_user_count", "weekly_active_user_count", "monthly_active_user_count",
-                  "assigned_seat_count", "pending_invite_count"):
-            cols[c].append(as_opt_int(rec.get(c)))
-        for c in ("daily_adoption_rate", "weekly_adoption_rate", "monthly_adoption_rate"):
-            v = rec.get(c)
-            cols[c].append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None)
-        cols["record"].append(orjson.dumps(rec).decode())
-        cols["fetched_at"].append(fetched_at)
-        cols["run_id"].append(run_id)
-    return cols
+_COUNTS = {"accepted_count": "BIGINT", "rejected_count": "BIGINT"}
+USER_SPEC = orjson.dumps({
+    "user": {"id": "VARCHAR", "email_address": "VARCHAR"},
+    "chat_metrics": {k: "BIGINT" for k in ("message_count", "distinct_conversation_count", "thinking_message_count",
+                                           "distinct_artifacts_created_count", "distinct_projects_created_count")},
+    "claude_code_metrics": {
+        "core_metrics": {"commit_count": "BIGINT", "pull_request_count": "BIGINT", "distinct_session_count": "BIGINT",
+                         "lines_of_code": {"added_count": "BIGINT", "removed_count": "BIGINT"}},
+        "tool_actions": {t: _COUNTS for t in CC_TOOLS}},
+    "web_search_count": "BIGINT",
+    "cowork_metrics": {"message_count": "BIGINT"}, "design_metrics": {"message_count": "BIGINT"},
+    "office_metrics": {a: {"message_count": "BIGINT"} for a in OFFICE_APPS},
+    "science_metrics": {"message_count": "BIGINT"},
+    "last_activity_date": "VARCHAR",
+}).decode()

@@ -28,9 +28,9 @@ Network I/O never happens inside a transaction.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
@@ -38,8 +38,8 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 import pyarrow as pa
 
-from ..errors import CclensError, ConfigError, SourceAuthError, SourceError
-from ._anthropic import UTC, ApiSource, Unit, UnitNotAvailable, day_start, floor_day, floor_to, iso, parse_ts
+from ..errors import ConfigError, SourceAuthError, SourceError
+from ._anthropic import PAGES, UTC, ApiSource, Unit, UnitNotAvailable, day_start, floor_day, floor_to, iso, parse_ts
 from ._http import ApiClient, Page, RateLimiter
 from .claude_code_api import ClaudeCodeAnalyticsSource
 from .enterprise_api import EnterpriseAnalyticsSource
@@ -217,28 +217,40 @@ def _sync_source(source: ApiSource, client: ApiClient, wh: Any, submit: Submit, 
     if progress:
         progress(source.name, 0, len(units), 0)
     run_start = units[0].start if units else now
-    for i, unit in enumerate(units):
-        stop_note = None
+
+    def fetch(unit: Unit) -> tuple[Unit, list[Page], str | None]:
         try:
-            pages = source.fetch(client, unit)
+            return unit, source.fetch(client, unit), None
         except UnitNotAvailable as exc:
-            stop_note = exc.note
-            pages, unit = exc.pages, Unit(unit.start, exc.end or unit.start)
-        if unit.end > unit.start:
-            cursor = advance(cursor, run_start, unit)
-            if tag:
-                cursor["tag"] = tag
-            rows, landed = submit(lambda w, u=unit, p=pages, c=dict(cursor):
-                                  _write_unit(w, source, u, p, c, run_id, now))
-            result.units += 1
-            result.pages += len(pages)
-            result.pages_landed += landed
-            result.rows += rows
-        if progress:
-            progress(source.name, i + 1, len(units), result.rows)
-        if stop_note:
-            result.notes.append(stop_note)
-            break
+            return Unit(unit.start, exc.end or unit.start), exc.pages, exc.note
+
+    # The next unit is fetched while this one is written (DuckDB releases the GIL); units are still
+    # committed strictly in order, and an error in a fetch surfaces only after the units before it.
+    with ThreadPoolExecutor(1, thread_name_prefix=f"cclens-{source.name}") as pool:
+        pending = pool.submit(fetch, units[0]) if units else None
+        for i in range(len(units)):
+            unit, pages, stop_note = pending.result()
+            pending = pool.submit(fetch, units[i + 1]) if i + 1 < len(units) and not stop_note else None
+            try:
+                if unit.end > unit.start:
+                    cursor = advance(cursor, run_start, unit)
+                    if tag:
+                        cursor["tag"] = tag
+                    rows, landed = submit(lambda w, u=unit, p=pages, c=dict(cursor):
+                                          _write_unit(w, source, u, p, c, run_id, now))
+                    result.units += 1
+                    result.pages += len(pages)
+                    result.pages_landed += landed
+                    result.rows += rows
+            except BaseException:
+                if pending is not None:
+                    pending.cancel()
+                raise
+            if progress:
+                progress(source.name, i + 1, len(units), result.rows)
+            if stop_note:
+                result.notes.append(stop_note)
+                break
     if cursor.get("done_until"):
         result.covered_from, result.covered_until = parse_ts(cursor["start"]), parse_ts(cursor["done_until"])
     stats = result.as_dict()
@@ -248,8 +260,15 @@ def _sync_source(source: ApiSource, client: ApiClient, wh: Any, submit: Submit, 
 def _write_unit(wh: Any, source: ApiSource, unit: Unit, pages: Sequence[Page], cursor: dict[str, Any],
                 run_id: str, now: datetime) -> tuple[int, int]:
     fetched_at = pages[-1].fetched_at if pages else datetime.now(UTC)
-    rows = source.replace(wh, unit, pages, fetched_at, run_id)
-    landed = land_pages(wh, source.name, unit, pages, run_id)
+    wh.register(PAGES, pages_table(pages))
+    try:
+        rows = source.replace(wh, unit, pages, fetched_at, run_id)
+        landed = land_pages(wh, source.name, unit, run_id)
+    finally:
+        try:
+            wh.unregister(PAGES)
+        except Exception:  # noqa: BLE001 - an aborted transaction: the original error is the one to see
+            pass
     wh.execute(
         "INSERT INTO source_state (source, cursor, last_attempt) VALUES (?, ?, ?) "
         "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, last_attempt = excluded.last_attempt",
@@ -257,31 +276,37 @@ def _write_unit(wh: Any, source: ApiSource, unit: Unit, pages: Sequence[Page], c
     return rows, landed
 
 
-def land_pages(wh: Any, source: str, unit: Unit, pages: Sequence[Page], run_id: str) -> int:
-    """Append the pages not already landed byte for byte (same URL, query and body); returns how
-    many were new. Identical re-fetches are not stored twice; revised pages are."""
-    if not pages:
-        return 0
-    prepared = []
-    for p in pages:
-        params = orjson.dumps(p.params).decode()
-        prepared.append((p, params, hashlib.sha256(p.body).hexdigest()))
-    hashes = sorted({h for _, _, h in prepared})
-    seen = {(r["url"], r["params"], r["payload_hash"]) for r in wh.query(
-        "SELECT url, params::VARCHAR AS params, payload_hash FROM landing_anthropic_page "
-        "WHERE source = ? AND list_contains(?, payload_hash)", [source, hashes])}
-    new = [(p, params, h) for p, params, h in prepared if (p.url, params, h) not in seen]
-    if not new:
-        return 0
-    table = pa.table({
-        "source": [source] * len(new), "unit": [unit.key] * len(new),
-        "url": [p.url for p, _, _ in new], "params": [params for _, params, _ in new],
-        "page_cursor": [p.page_cursor for p, _, _ in new], "page_index": [p.page_index for p, _, _ in new],
-        "next_page": [p.next_page for p, _, _ in new], "request_id": [p.request_id for p, _, _ in new],
-        "payload_hash": [h for _, _, h in new],
-        "payload": [p.body.decode("utf-8", errors="replace") for p, _, _ in new],
-        "fetched_at": [p.fetched_at for p, _, _ in new], "run_id": [run_id] * len(new)})
-    return wh.append("landing_anthropic_page", table)
+def pages_table(pages: Sequence[Page]) -> pa.Table:
+    """A unit's pages as an Arrow table (the :data:`PAGES` relation): bodies as text, plus origin."""
+    def day_of(p: Page) -> date | None:  # the day a one-day query asked for
+        params = dict(p.params)
+        value = params.get("date") or params.get("starting_at")
+        return date.fromisoformat(value) if value and len(value) == 10 else None
+    return pa.table({
+        "page_index": pa.array([p.page_index for p in pages], pa.int32()),
+        "day": pa.array([day_of(p) for p in pages], pa.date32()),
+        "url": pa.array([p.url for p in pages], pa.string()),
+        "params": pa.array([orjson.dumps(p.params).decode() for p in pages], pa.string()),
+        "page_cursor": pa.array([p.page_cursor for p in pages], pa.string()),
+        "next_page": pa.array([p.next_page for p in pages], pa.string()),
+        "request_id": pa.array([p.request_id for p in pages], pa.string()),
+        "payload": pa.array([p.body.decode("utf-8", errors="replace") for p in pages], pa.string()),
+        "fetched_at": pa.array([p.fetched_at for p in pages], pa.timestamp("us", tz="UTC")),
+    })
+
+
+def land_pages(wh: Any, source: str, unit: Unit, run_id: str) -> int:
+    """Append the pages in :data:`PAGES` not already landed byte for byte (same URL, query and body);
+    returns how many were new. Identical re-fetches are not stored twice; revised pages are."""
+    return int(wh.scalar(f"""
+        INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
+            request_id, payload_hash, payload, fetched_at, run_id)
+        SELECT ?, coalesce(strftime(p.day, '%Y-%m-%d'), ?), p.url, p.params, p.page_cursor, p.page_index, p.next_page, p.request_id, p.hash, p.payload,
+               p.fetched_at, ?
+        FROM (SELECT *, sha256(payload) AS hash FROM {PAGES}) p
+        WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page l
+                          WHERE l.source = ? AND l.payload_hash = p.hash AND l.url = p.url
+                            AND l.params::VARCHAR = p.params)""", [source, unit.key, run_id, source]) or 0)
 
 
 def load_state(wh: Any, source: str) -> dict[str, Any]:
@@ -373,4 +398,4 @@ def describe(results: Sequence[SyncResult]) -> list[dict[str, Any]]:
 
 
 __all__ = ["SOURCE_NAMES", "SCHEDULE", "SyncResult", "sync", "run_due_syncs", "due_sources", "next_due",
-           "plan_units", "advance", "land_pages", "load_state", "resolve_sources", "CclensError"]
+           "plan_units", "advance", "land_pages", "pages_table", "load_state", "resolve_sources"]

@@ -24,8 +24,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
+import orjson
+
 from ..errors import ConfigError
-from ._anthropic import ApiSource, Unit, append_rows, as_decimal, as_int, dig, floor_day, floor_to, iso, parse_ts
+from ._anthropic import PAGES, ApiSource, Unit, floor_day, floor_to, iso
 from ._http import ApiClient, Page
 
 USAGE_PATH = "/v1/organizations/usage_report/messages"
@@ -89,30 +91,21 @@ class UsageSource(ApiSource):
                 run_id: str) -> int:
         wh.execute("DELETE FROM usage_bucket WHERE bucket_width = ? AND bucket_start >= ? AND bucket_start < ?",
                    [self.width, unit.start, unit.end])
-        cols: dict[str, list] = {c: [] for c in (
-            "bucket_start", "bucket_end", "bucket_width", "grouping", *USAGE_DIMENSIONS,
-            "uncached_input_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens",
-            "cache_read_tokens", "output_tokens", "web_search_requests", "fetched_at", "run_id")}
-        for bucket in (b for p in pages for b in p.records):
-            start, end = parse_ts(bucket["starting_at"]), parse_ts(bucket["ending_at"])
-            if not unit.start <= start < unit.end:
-                continue  # never write outside the range this unit replaced
-            for res in bucket.get("results") or []:
-                cols["bucket_start"].append(start)
-                cols["bucket_end"].append(end)
-                cols["bucket_width"].append(self.width)
-                cols["grouping"].append(self.grouping)
-                for dim in USAGE_DIMENSIONS:
-                    cols[dim].append(res.get(dim))
-                cols["uncached_input_tokens"].append(as_int(res.get("uncached_input_tokens")))
-                cols["cache_creation_5m_tokens"].append(as_int(dig(res, "cache_creation", "ephemeral_5m_input_tokens")))
-                cols["cache_creation_1h_tokens"].append(as_int(dig(res, "cache_creation", "ephemeral_1h_input_tokens")))
-                cols["cache_read_tokens"].append(as_int(res.get("cache_read_input_tokens")))
-                cols["output_tokens"].append(as_int(res.get("output_tokens")))
-                cols["web_search_requests"].append(as_int(dig(res, "server_tool_use", "web_search_requests")))
-                cols["fetched_at"].append(fetched_at)
-                cols["run_id"].append(run_id)
-        return append_rows(wh, "usage_bucket", cols)
+        dims = ", ".join(f"res.{d}" for d in USAGE_DIMENSIONS)
+        # Only buckets inside the unit are written: never outside the range this unit replaced.
+        return int(wh.scalar(f"""
+            INSERT INTO usage_bucket (bucket_start, bucket_end, bucket_width, grouping, {", ".join(USAGE_DIMENSIONS)},
+                uncached_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cache_read_tokens,
+                output_tokens, web_search_requests, fetched_at, run_id)
+            SELECT start_ts, end_ts, ?, ?, {dims},
+                   coalesce(res.uncached_input_tokens, 0), coalesce(res.cache_creation.ephemeral_5m_input_tokens, 0),
+                   coalesce(res.cache_creation.ephemeral_1h_input_tokens, 0), coalesce(res.cache_read_input_tokens, 0),
+                   coalesce(res.output_tokens, 0), coalesce(res.server_tool_use.web_search_requests, 0), ?, ?
+            FROM (SELECT b.starting_at::TIMESTAMPTZ AS start_ts, b.ending_at::TIMESTAMPTZ AS end_ts,
+                         unnest(b.results) AS res
+                  FROM (SELECT unnest(from_json(payload, '{USAGE_SPEC}').data) AS b FROM {PAGES}))
+            WHERE start_ts >= ? AND start_ts < ?""",
+            [self.width, self.grouping, fetched_at, run_id, unit.start, unit.end]) or 0)
 
 
 class CostSource(ApiSource):
@@ -143,21 +136,23 @@ class CostSource(ApiSource):
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
         wh.execute("DELETE FROM cost_day WHERE day >= ? AND day < ?", [unit.start.date(), unit.end.date()])
-        cols: dict[str, list] = {c: [] for c in (
-            "day", "grouping", *COST_DIMENSIONS, "currency", "amount_cents", "amount_raw", "fetched_at", "run_id")}
-        for bucket in (b for p in pages for b in p.records):
-            start = parse_ts(bucket["starting_at"])
-            if not unit.start <= start < unit.end:
-                continue
-            for res in bucket.get("results") or []:
-                raw = res.get("amount")
-                cols["day"].append(start.date())
-                cols["grouping"].append(self.grouping)
-                for dim in COST_DIMENSIONS:
-                    cols[dim].append(res.get(dim))
-                cols["currency"].append(res.get("currency"))
-                cols["amount_cents"].append(str(as_decimal(raw)))
-                cols["amount_raw"].append("" if raw is None else str(raw))
-                cols["fetched_at"].append(fetched_at)
-                cols["run_id"].append(run_id)
-        return append_rows(wh, "cost_day", cols)
+        dims = ", ".join(f"res.{d}" for d in COST_DIMENSIONS)
+        return int(wh.scalar(f"""
+            INSERT INTO cost_day (day, grouping, {", ".join(COST_DIMENSIONS)}, currency, amount_cents, amount_raw,
+                                  fetched_at, run_id)
+            SELECT start_ts::DATE, ?, {dims}, res.currency,
+                   coalesce(TRY_CAST(res.amount AS DECIMAL(38, 12)), 0), coalesce(res.amount, ''), ?, ?
+            FROM (SELECT timezone('UTC', b.starting_at::TIMESTAMPTZ) AS start_ts, unnest(b.results) AS res
+                  FROM (SELECT unnest(from_json(payload, '{COST_SPEC}').data) AS b FROM {PAGES}))
+            WHERE start_ts >= ? AND start_ts < ?""",
+            [self.grouping, fetched_at, run_id, unit.start.replace(tzinfo=None), unit.end.replace(tzinfo=None)]) or 0)
+
+
+_TOKENS = {"uncached_input_tokens": "BIGINT", "cache_read_input_tokens": "BIGINT", "output_tokens": "BIGINT",
+           "cache_creation": {"ephemeral_5m_input_tokens": "BIGINT", "ephemeral_1h_input_tokens": "BIGINT"},
+           "server_tool_use": {"web_search_requests": "BIGINT"}}
+USAGE_SPEC = orjson.dumps({"data": [{"starting_at": "VARCHAR", "ending_at": "VARCHAR", "results": [
+    {**{d: "VARCHAR" for d in USAGE_DIMENSIONS}, **_TOKENS}]}]}).decode()
+# amount stays text: it is a decimal string in cents, parsed exactly by DuckDB.
+COST_SPEC = orjson.dumps({"data": [{"starting_at": "VARCHAR", "ending_at": "VARCHAR", "results": [
+    {**{d: "VARCHAR" for d in COST_DIMENSIONS}, "currency": "VARCHAR", "amount": "VARCHAR"}]}]}).decode()

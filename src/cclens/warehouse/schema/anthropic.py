@@ -32,7 +32,7 @@ register("anthropic", [
     """
     CREATE TABLE IF NOT EXISTS landing_anthropic_page (
         source        VARCHAR NOT NULL,     -- claude_code_analytics | usage | cost | enterprise_analytics
-        unit          VARCHAR NOT NULL,     -- the day or bucket range this page belongs to
+        unit          VARCHAR NOT NULL,     -- the day asked for, or the bucket range <start>/<end>
         url           VARCHAR NOT NULL,     -- base URL + path, no query
         params        JSON NOT NULL,        -- [[name, value], ...] as sent (no credentials)
         page_cursor   VARCHAR,              -- the `page` sent; NULL for page 1
