@@ -1,0 +1,124 @@
+"""Dashboard page latency on the demo organisation (``cclens demo``: 60 people, 90 days by default).
+
+Builds the demo warehouse (or reuses ``--db``), serves it with the real app on a loopback port and times
+every page over HTTP: *cold* (the page cache emptied before each load: every figure computed by the metrics
+catalog) and *warm* (the cache of pages per data version, as a second viewer gets them). Prints a table with
+the machine and writes it to docs/benchmarks.md under "## Dashboard" with ``--write``. Target: p95 < 500 ms.
+
+    .venv/bin/python bench/dashboard.py [--people 60 --days 90] [--db demo.duckdb] [--runs 10] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def machine() -> str:
+    import duckdb
+
+    cpu = "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
+            f"DuckDB {duckdb.__version__}")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, default=60)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--db", type=Path, help="an existing demo warehouse (default: build one in a temp dir)")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--write", action="store_true", help="record the table in docs/benchmarks.md")
+    args = ap.parse_args()
+
+    import httpx2 as httpx
+    from dashboard_support import app_for
+    from serve_support import ThreadServer
+
+    from cclens.demo import build_demo
+
+    tmp = tempfile.TemporaryDirectory()
+    db = args.db
+    if db is None:
+        db = Path(tmp.name) / "demo.duckdb"
+        t = time.perf_counter()
+        r = build_demo(db, people=args.people, days=args.days)
+        print(f"built the demo: {r.people} people, {r.sessions:,} sessions, {r.requests:,} requests "
+              f"in {time.perf_counter() - t:.0f} s", flush=True)
+    app, wh = app_for(db)
+    sid = wh.scalar("SELECT session_id FROM api_request WHERE from_transcripts AND from_otel "
+                    "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    person = wh.scalar("SELECT person_id FROM person ORDER BY person_id LIMIT 1")
+    paths = ["/", "/adoption", "/cost", "/output", "/people", f"/people/{person}", "/teams", "/teams/platform",
+             "/sessions", f"/sessions/{sid}", "/sources", "/reconciliation"]
+    rows = []
+    with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as client:
+        cache = app.state.dashboard_cache
+        for path in paths:
+            cold, warm = [], []
+            for i in range(args.runs):
+                with cache._lock:
+                    cache._items.clear()
+                t = time.perf_counter()
+                resp = client.get(path)
+                cold.append((time.perf_counter() - t) * 1000)
+                assert resp.status_code == 200, (path, resp.status_code)
+                t = time.perf_counter()
+                client.get(path)
+                warm.append((time.perf_counter() - t) * 1000)
+            label = path if len(path) < 28 else path[:25] + "…"
+            rows.append((label, statistics.median(cold), pct(cold, 95), statistics.median(warm), pct(warm, 95)))
+            print(f"{label:<30} cold p50 {rows[-1][1]:7.0f} ms  p95 {rows[-1][2]:7.0f} ms   warm p50 "
+                  f"{rows[-1][3]:5.1f} ms  p95 {rows[-1][4]:5.1f} ms", flush=True)
+    wh.close()
+    n_people = args.people if args.db is None else "?"
+    table = [f"Machine: {machine()}. Demo organisation: {n_people} people, {args.days} days; last 30 days shown; "
+             f"{args.runs} loads per page over HTTP on loopback.", "",
+             "| page | cold p50 (ms) | cold p95 (ms) | warm p50 (ms) | warm p95 (ms) |", "|---|---|---|---|---|"]
+    table += [f"| `{p}` | {a:.0f} | {b:.0f} | {c:.1f} | {d:.1f} |" for p, a, b, c, d in rows]
+    text = "\n".join(table)
+    print("\n" + text)
+    if args.write:
+        write_section(ROOT / "docs" / "benchmarks.md", text)
+    return 0
+
+
+INTRO = ("`bench/dashboard.py`. *Cold*: the page cache emptied before each load, so every figure is computed "
+         "by the metrics catalog; *warm*: the same URL again with unchanged data (the cache is keyed by the "
+         "writer's commit count, so any new data makes the next load cold). Target: every page p95 < 500 ms.")
+
+
+def write_section(path: Path, text: str) -> None:
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = doc.find("## Dashboard")
+    section = f"## Dashboard\n\n{INTRO}\n\n{text}\n"
+    if start == -1:
+        doc = doc.rstrip() + "\n\n" + section
+    else:
+        end = doc.find("\n## ", start + 3)
+        doc = doc[:start] + section + (doc[end + 1:] if end != -1 else "")
+    path.write_text(doc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
