@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -63,9 +64,22 @@ def serve(
         except RuntimeError as exc:  # grpc cannot bind
             raise ConfigError(f"cannot listen for OTLP/gRPC on {settings.server_host}:{settings.server_grpc_port} "
                               f"({exc}); choose another --grpc-port or 0 to turn it off") from None
-        shown_host = settings.server_host if ":" not in settings.server_host else f"[{settings.server_host}]"
-        connect_host = "127.0.0.1" if settings.server_host in ("0.0.0.0", "") else shown_host
-        url = f"http://{connect_host}:{settings.server_port}"
+        # Bind before starting: a busy port is a clear error, and clients that read the discovery file
+        # as soon as it appears find a listening socket (connections wait in its backlog).
+        host_ = settings.server_host
+        sock = socket.socket(socket.AF_INET6 if ":" in host_ else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_, settings.server_port))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"cannot listen on {host_}:{settings.server_port} ({exc.strerror or exc}); "
+                              "choose another --port") from None
+        port_ = sock.getsockname()[1]
+        shown_host = host_ if ":" not in host_ else f"[{host_}]"
+        connect_host = "127.0.0.1" if host_ in ("0.0.0.0", "") else ("[::1]" if host_ == "::" else shown_host)
+        url = f"http://{connect_host}:{port_}"
 
         def advertise() -> None:
             write_discovery(settings.db, url, local_token, grpc_port=settings.server_grpc_port)
@@ -79,10 +93,7 @@ def serve(
         # uvicorn re-raises the signal that stopped it once it has shut down; a no-op SIGTERM handler
         # lets us close the warehouse and exit 0 after the graceful shutdown instead of dying by it.
         signal.signal(signal.SIGTERM, lambda *_: None)
-        server.run()
-        if not server.started:
-            raise ConfigError(f"cannot listen on {settings.server_host}:{settings.server_port} (in use?); "
-                              "choose another --port")
+        server.run(sockets=[sock])
     finally:
         remove_discovery(settings.db)
         wh.close()

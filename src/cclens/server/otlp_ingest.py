@@ -160,7 +160,7 @@ class OtlpIngest:
 
     def _quarantine(self, wh: Any, entry: SpoolEntry, reason: str) -> None:
         m = entry.meta
-        raw = entry.body[: 1 << 20]
+        raw = entry.body  # whole: the spool entry is gone once this commits
         wh.execute("INSERT INTO quarantine (source, origin, byte_offset, reason, raw, received_at) "
                    "VALUES ('otlp', ?, ?, ?, ?, now())",
                    [f"{m.get('receiver')} request {m.get('request_id')} ({m.get('signal')})", entry.offset,
