@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dashboard_support import NOW
 
 
 def test_demo_fills_every_source_in_its_own_file(tmp_path):
@@ -31,7 +30,6 @@ def test_demo_fills_every_source_in_its_own_file(tmp_path):
     # same options: reused, not rebuilt
     assert main(["--db", str(user_db), "demo", "--people", "10", "--days", "10", "--demo-db", str(demo_db),
                  "--no-serve"]) == 0
-    del NOW
 
 
 def test_demo_refuses_the_users_warehouse(tmp_path):
