@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench venv clean demo
+.PHONY: run test bench venv clean demo deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,11 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cclens demo
 
-test: $(STAMP)
+# Non-Python tools the tests drive for real (ccusage, the Claude Code CLI, Chromium); idempotent.
+deps:
+	bash .ci/install-deps
+
+test: $(STAMP) deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
