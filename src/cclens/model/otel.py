@@ -148,7 +148,18 @@ class _Cols:
 
     def table(self, types: dict[str, pa.DataType]) -> pa.Table:
         cols = list(zip(*self.rows)) if self.rows else [[] for _ in self.names]
-        return pa.table({n: pa.array(c, types.get(n)) for n, c in zip(self.names, cols)})
+        return pa.table({n: _array(c, types.get(n, pa.string())) for n, c in zip(self.names, cols)})
+
+
+def _array(values: Sequence[Any], typ: pa.DataType | None) -> pa.Array:
+    """An Arrow array; a string column holding a number or a list (odd input) is coerced to text here,
+    once per column, instead of checking every value on the hot path."""
+    try:
+        return pa.array(values, typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if typ != pa.string():
+            raise
+        return pa.array([_str(v) for v in values], pa.string())
 
 
 _EVENT_COLS = ("request_id", "record_index", "event_name", "ts", "observed_ts", "session_id", "prompt_id",
@@ -389,23 +400,24 @@ class _Batch:
                         name = body_s[len("claude_code."):]
                     ts = _ns(rec.time_unix_nano) or _ns_from_iso(a.get("event.timestamp")) \
                         or _ns(rec.observed_time_unix_nano) or fallback_ns
-                    session_id = _str(a.get("session.id"))
-                    prompt_id = _str(a.get("prompt.id"))
-                    rows.append((rid, idx, _str(name), ts, _ns(rec.observed_time_unix_nano), session_id,
-                                 prompt_id, _str(a.get("user.id")), _str(a.get("user.email")),
-                                 _str(a.get("user.account_uuid")), _str(a.get("organization.id")),
+                    session_id = a.get("session.id")
+                    prompt_id = a.get("prompt.id")
+                    rows.append((rid, idx, name, ts, _ns(rec.observed_time_unix_nano), session_id,
+                                 prompt_id, a.get("user.id"), a.get("user.email"),
+                                 a.get("user.account_uuid"), a.get("organization.id"),
                                  _int(a.get("event.sequence")), rec.severity_number or None,
                                  rec.severity_text or None, body_s, hex_id(rec.trace_id), hex_id(rec.span_id),
                                  scope, res_hash, _rest_json(a)))
                     if name == "api_request":
-                        self._api_request(a, ts, session_id, prompt_id, res_attrs, idx, rid)
+                        self._api_request(a, ts, _str(session_id), _str(prompt_id), res_attrs, idx, rid)
                     elif name == "user_prompt" and prompt_id:
+                        prompt_id = _str(prompt_id)
                         text = a.get("prompt") if self.capture and a.get("prompt") != REDACTED else None
-                        self.prompts.setdefault(prompt_id, (prompt_id, session_id, ts,
+                        self.prompts.setdefault(prompt_id, (prompt_id, _str(session_id), ts,
                                                             _str(res_attrs.get("host.name")),
                                                             _int(a.get("prompt_length")), "otel", _str(text)))
                     elif name in ("tool_decision", "tool_result"):
-                        self._tool(name, a, ts, session_id)
+                        self._tool(name, a, ts, _str(session_id))
                     idx += 1
 
     def _api_request(self, a: dict, ts: int, session_id: str | None, prompt_id: str | None, res: dict,
