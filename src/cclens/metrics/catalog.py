@@ -33,6 +33,7 @@ Rules every metric follows:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from datetime import date, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -140,6 +141,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("estimated_cost", "Estimated cost: transcripts/OTel requests priced with the cclens price table; "
            "Claude Code Analytics' own estimate where it is the source.", "USD", "person × day × model",
            (*EV, CC), BASE_DIMS + ("model", "project"), family="cost", value="sum(f.cost_usd)",
+           notes="project: only transcripts and OTel know it.",
            extra=(("unpriced_models", "coalesce(list_sort(list(DISTINCT f.unpriced_model) FILTER (WHERE f.unpriced_model IS NOT NULL)), [])"),),
            group="cost"),
     Metric("billed_cost", "Billed cost from the Usage & Cost API (cost report). Organisation-wide, all API "
@@ -387,7 +389,7 @@ def compute(wh: Any, name: str, *, since: date | None = None, until: date | None
     since, until = default_range(tz, since, until)
     sql, params = compile_metric(wh, name, since=since, until=until, tz=tz, group_by=group_by, filters=filters,
                                  prices=prices)
-    rows = wh.query(sql, params)
+    rows = [{k: _plain(v) for k, v in r.items()} for r in wh.query(sql, params)]
     if metric.share_of and "model" not in group_by:
         group_by = [*group_by, "model"]
     res = Result(metric=name, unit=metric.unit, group_by=group_by, since=since, until=until, tz=tz, rows=rows)
@@ -403,11 +405,19 @@ def compute(wh: Any, name: str, *, since: date | None = None, until: date | None
             for s in _feeding(metric):
                 if s not in seen and s != "people":
                     rows.append({"source": s, "value": None, "sources": []})
-    if metric.notes:
+    if metric.notes and "project" in group_by:
         res.notes.append(metric.notes)
     if any(s in _feeding(metric) for s in ("claude_code_analytics", "enterprise_analytics", "cost_api")) and tz != "UTC":
         res.notes.append("API sources report UTC days; transcripts and OTel use " + tz)
     return res
+
+
+def _plain(v: Any) -> Any:
+    """Sums of BIGINT are HUGEINT, which reach Python as int directly but as Decimal through Arrow (a
+    running server): make both the same plain number."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
 
 
 def _feeding(metric: Metric) -> tuple[str, ...]:

@@ -66,13 +66,22 @@ _PARAM = re.compile(r"'(?:[^']|'')*'|\$([a-z_][a-z0-9_]*)")
 
 
 def bind(sql: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
-    """Replace ``$name`` (outside string literals) with ``?``; returns the SQL and ordered params."""
+    """Replace ``$name`` (outside string literals) with ``?``; returns the SQL and ordered params.
+    Days and timestamps travel as ISO strings cast in SQL, so the parameters are plain JSON (the
+    query may go through ``cclens serve``)."""
     params: list[Any] = []
 
     def sub(m: re.Match) -> str:
         if m.group(1) is None:
             return m.group(0)
-        params.append(values[m.group(1)])
+        v = values[m.group(1)]
+        if isinstance(v, datetime):
+            params.append(v.isoformat())
+            return "CAST(? AS TIMESTAMPTZ)"
+        if isinstance(v, date):
+            params.append(v.isoformat())
+            return "CAST(? AS DATE)"
+        params.append(v)
         return "?"
 
     return _PARAM.sub(sub, sql), params

@@ -232,7 +232,9 @@ def reconcile(wh: Any, *, since: date | None = None, until: date | None = None, 
     models = [r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
     ctx = Ctx(tz=tz, since=since, until=until, prices=prices, models=models)
     sql, params = bind(reconcile_sql(ctx, by_person), ctx.params())
-    rows = wh.query(sql, params)
+    from .catalog import _plain
+
+    rows = [{k: _plain(v) for k, v in r.items()} for r in wh.query(sql, params)]
     present = sorted({r["source"] for r in rows}, key=SOURCES.index)
     return {"since": since, "until": until, "tz": tz, "by_person": by_person, "rows": rows,
             "requests": request_match(wh, ctx), "sources_present": present,

@@ -159,6 +159,8 @@ def unlinked(wh: Any) -> list[dict[str, Any]]:
                coalesce(s.person_id, CASE WHEN o.seen_with_email IS NOT NULL
                                           THEN 'email:' || o.seen_with_email END) AS suggested_person,
                CASE WHEN o.kind = 'email' THEN 'counted as its own person (email not in the people file)'
+                    WHEN o.seen_with_email IS NOT NULL
+                         THEN 'rows that carry the email count for ' || coalesce(s.person_id, 'email:' || o.seen_with_email)
                     WHEN o.kind IN ('api_key_name', 'api_key_id') THEN 'counted as an actor, not a person'
                     ELSE 'counted as its own person' END AS counted_as
         FROM o
