@@ -16,6 +16,8 @@ Scenarios (``FakeMessagesAPI(scenario=…)``):
 ``subagent``    the main loop first calls ``Agent`` with a prompt carrying ``SUBAGENT_TASK:``; requests
                 whose first user text carries that marker run the ``write_bash`` script; the main loop
                 then runs ``Bash cat hello.txt`` and ends with text.
+``git_commit``  0: text + ``Write feature.py``; 1: ``Bash git add feature.py && git commit -m …`` (with a
+                ``Co-Authored-By: Claude`` trailer; run it in a git repository); 2: final text.
 a callable      ``scenario(request: MessagesRequest) -> Reply | None``; ``None`` falls back to ``write_bash``.
 
 Usage per step, as (input, cache_creation, cache_read, output): 0 = 120/4000/0/60, 1 = 30/150/4000/40,
@@ -155,9 +157,32 @@ def subagent_script(req: MessagesRequest) -> Reply:
     return Reply([_text("Done: the subagent created hello.txt.")], usage)
 
 
+GIT_COMMIT_FILE = "feature.py"
+GIT_COMMIT_MESSAGE = "PROJ-42: add feature"
+GIT_COMMIT_COMMAND = (f"git add {GIT_COMMIT_FILE} && git commit -m '{GIT_COMMIT_MESSAGE}' "
+                      "-m 'Co-Authored-By: Claude <noreply@anthropic.com>'")
+
+
+def git_commit_script(req: MessagesRequest) -> Reply:
+    """Write feature.py, commit it with ``git commit`` through Bash (the working directory must be a
+    git repository with a user configured), finish. Same usage per step as ``write_bash``."""
+    step = min(req.step, 2)
+    usage = STEP_USAGE[step]
+    if step == 0:
+        path = f"{(req.cwd or '.').rstrip('/')}/{GIT_COMMIT_FILE}"
+        return Reply([_text(f"I'll create {GIT_COMMIT_FILE}."),
+                      _tool("Write", {"file_path": path, "content": "def feature():\n    return 42\n"})],
+                     usage, "tool_use")
+    if step == 1:
+        return Reply([_tool("Bash", {"command": GIT_COMMIT_COMMAND, "description": "Commit the feature"})],
+                     usage, "tool_use")
+    return Reply([_text(f"Done: committed {GIT_COMMIT_FILE}.")], usage)
+
+
 SCENARIOS: dict[str, Callable[[MessagesRequest], Reply]] = {
     "write_bash": write_bash_script,
     "subagent": subagent_script,
+    "git_commit": git_commit_script,
 }
 
 
