@@ -21,6 +21,7 @@ import zlib
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.requests import ClientDisconnect
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from starlette.concurrency import run_in_threadpool
@@ -125,6 +126,8 @@ async def _export(request: Request, signal: str) -> Response:
         return _error(413, str(exc), fmt)
     except _Unsupported as exc:
         return _error(415, str(exc), fmt)
+    except ClientDisconnect:  # the client went away mid-body: nothing was spooled, nobody to answer
+        return _error(400, "the client disconnected before the body was complete", fmt)
     except OtlpDecodeError as exc:
         return _error(400, str(exc), fmt)
     except Overloaded as exc:
