@@ -38,6 +38,20 @@ from .facts import Ctx, Facts, bind
 SEGMENTS = ("assisted", "not_assisted", "all")
 
 
+def _srcs(*names: str) -> str:
+    """The SQL value of a fact row's ``srcs`` naming ``names``, in whichever form the catalog's facts
+    use: a bitmask over ``facts.SOURCE_BITS`` (new bits are added for these sources) or a list."""
+    from . import facts as facts_module
+
+    bits = getattr(facts_module, "SOURCE_BITS", None)
+    if isinstance(bits, dict):
+        for name in names:
+            if name not in bits:
+                bits[name] = 1 << max(max(bits.values(), default=1).bit_length(), 0)
+        return str(sum(bits[n] for n in names))
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
 # -- fact CTEs (added to a catalog Facts builder) -----------------------------------------------------
 def _lineage_ctes(facts: Facts) -> None:
     """Session cost, per-commit attributed cost, per-PR assistance (no range: whole history)."""
@@ -79,7 +93,7 @@ def _pr_family(facts: Facts) -> str:
     WHERE author_login IS NOT NULL AND author_email IS NOT NULL AND author_email NOT LIKE '%noreply%'
     GROUP BY 1""")
     return facts._add("f_delivery_pr", f"""
-    SELECT timezone($tz, p.merged_at)::DATE AS day, {person} AS person, ['github'] AS srcs, 3 AS tier,
+    SELECT timezone($tz, p.merged_at)::DATE AS day, {person} AS person, {_srcs('github')} AS srcs, 3 AS tier,
            p.pr_id, p.repo_id, p.number, p.title, p.author_login, p.created_at, p.merged_at, p.first_commit_at,
            p.first_review_at,
            coalesce(a.strength, 0) > 0 OR coalesce(a.trailer, false) AS assisted,
@@ -105,7 +119,7 @@ def _pr_family(facts: Facts) -> str:
 def _deploy_family(facts: Facts) -> str:
     _lineage_ctes(facts)
     return facts._add("f_delivery_deploy", f"""
-    SELECT timezone($tz, d.created_at)::DATE AS day, NULL::VARCHAR AS person, ['github'] AS srcs, 3 AS tier,
+    SELECT timezone($tz, d.created_at)::DATE AS day, NULL::VARCHAR AS person, {_srcs('github')} AS srcs, 3 AS tier,
            d.deployment_id, d.repo_id, d.environment, d.status, d.failed, d.succeeded_at IS NOT NULL AS succeeded,
            d.failed IS NOT NULL AS has_outcome,
            coalesce((SELECT bool_or(coalesce(a.strength, 0) > 0 OR coalesce(a.trailer, false))
@@ -119,7 +133,7 @@ def _commit_family(facts: Facts) -> str:
     _lineage_ctes(facts)
     joins, person = person_key_sql([("git_email", "c.author_email"), ("email", "c.author_email")], prefix="dca")
     return facts._add("f_delivery_commit", f"""
-    SELECT timezone($tz, c.author_ts)::DATE AS day, {person} AS person, ['git'] AS srcs, 3 AS tier,
+    SELECT timezone($tz, c.author_ts)::DATE AS day, {person} AS person, {_srcs('git')} AS srcs, 3 AS tier,
            c.sha, c.repo_id, c.lines_added, c.lines_deleted, cc.sha IS NOT NULL AS attributed,
            CASE cc.strength WHEN 2 THEN 'exact' WHEN 1 THEN 'inferred' END AS attributed_by, cc.cost_usd,
            c.claude_coauthor OR c.claude_marker AS trailer
