@@ -171,8 +171,10 @@ def open_reader(settings: Settings) -> Iterator[Any]:
         wh.close()
 
 
-def create_token(settings: Settings, role: str, name: str | None = None) -> tuple[str, str]:
-    """Create an API token; through the running server if one holds the warehouse."""
+def create_token(settings: Settings, role: str, name: str | None = None,
+                 teams: Sequence[str] | None = None) -> tuple[str, str]:
+    """Create an API token (a viewer token limited to ``teams`` when given); through the running server if
+    one holds the warehouse."""
     info = find_server(settings)
     if info is None:
         from .server.auth import create_token as _create
@@ -183,12 +185,13 @@ def create_token(settings: Settings, role: str, name: str | None = None) -> tupl
         except WarehouseLockedError:
             raise
         try:
-            return _create(wh, role, name)
+            return _create(wh, role, name, teams)
         finally:
             wh.close()
     headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
     try:
-        r = httpx.post(f"{info.url}/api/v1/tokens", json={"role": role, "name": name}, headers=headers, timeout=30)
+        body = {"role": role, "name": name, **({"teams": list(teams)} if teams else {})}
+        r = httpx.post(f"{info.url}/api/v1/tokens", json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         raise ServerError(f"cannot reach cclens serve at {info.url}: {exc}") from None
     if r.status_code != 200:

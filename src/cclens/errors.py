@@ -14,6 +14,7 @@ one line on stderr and a non-zero exit; a traceback means a bug.
     │   └── SourceUnavailableError   the remote end is down, rate-limited or timed out
     ├── ServerError                  talking to a running ``cclens serve`` failed
     ├── QueryError                   a report or SQL query cannot be run as asked
+    ├── AccessDeniedError            the caller's role or team scope does not allow the read
     └── PricingError                 a price table cannot be read
 """
 
@@ -58,6 +59,10 @@ class ServerError(CclensError):
 
 class QueryError(CclensError):
     """A report or query cannot be run as asked (bad option, rejected SQL, unknown metric)."""
+
+
+class AccessDeniedError(CclensError):
+    """The caller's role or team scope does not allow this read (the message says what would)."""
 
 
 class PricingError(CclensError):

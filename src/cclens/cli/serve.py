@@ -104,6 +104,8 @@ def token_create(
     ctx: typer.Context,
     role: str = typer.Option("ingest", "--role", help="ingest, viewer, analyst or admin."),
     name: Optional[str] = typer.Option(None, "--name", help="A label, e.g. the team or machine group."),
+    team: Optional[list[str]] = typer.Option(None, "--team", help="Limit a viewer token to this team (repeat for "
+                                             "several): metrics and MCP answer for these teams only."),
 ) -> None:
     """Create a token and print it once (only its hash is stored). Works while `cclens serve` runs.
 
@@ -111,6 +113,7 @@ def token_create(
     """
     from ..client import create_token
 
-    token_id, token = create_token(state(ctx).settings, role, name)
+    token_id, token = create_token(state(ctx).settings, role, name, team)
     typer.echo(token)
-    typer.echo(f"token {token_id} (role {role}) created; it is not shown again", err=True)
+    scope = f", teams {', '.join(sorted(team))}" if team else ""
+    typer.echo(f"token {token_id} (role {role}{scope}) created; it is not shown again", err=True)

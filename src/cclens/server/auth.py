@@ -9,6 +9,10 @@ Policy: when the server listens on anything but loopback, or ``--require-auth`` 
 ingest request needs a valid token. On loopback an anonymous request is accepted. A token that is
 present but wrong or revoked is always refused, so a misconfigured client is noticed.
 
+A ``viewer`` token can be limited to teams (``cclens token create --role viewer --team platform``;
+column ``api_token.teams``): the metric endpoints and the MCP server then answer for those teams only,
+and read endpoints that cannot be limited to teams refuse it (403). Tokens without teams are unchanged.
+
 ``serve`` also mints a *local* token at start and writes it (mode 0600) into the discovery file next
 to the warehouse; the CLI of the same user uses it to query through the server.
 """
@@ -33,10 +37,12 @@ ROLES = ("ingest", "viewer", "analyst", "admin")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made a request: ``token_id`` (None when anonymous) and ``role``."""
+    """Who made a request: ``token_id`` (None when anonymous), ``role``, and the ``teams`` a viewer
+    token is limited to (empty: not limited)."""
 
     token_id: str | None
     role: str
+    teams: tuple[str, ...] = ()
 
 
 ANONYMOUS = Principal(None, "anonymous")
@@ -46,15 +52,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(wh: Any, role: str, name: str | None = None) -> tuple[str, str]:
-    """Store a new token of ``role`` in ``wh``; returns ``(token_id, token)``. The token is shown once."""
+def create_token(wh: Any, role: str, name: str | None = None,
+                 teams: Iterable[str] | None = None) -> tuple[str, str]:
+    """Store a new token of ``role`` in ``wh``; returns ``(token_id, token)``. The token is shown once.
+    ``teams`` limits a ``viewer`` token to those teams (ids from the people file)."""
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    scope = sorted({t.strip() for t in teams or () if t and t.strip()})
+    if scope:
+        if role != "viewer":
+            raise ConfigError(f"only viewer tokens can be limited to teams (a {role} token reads everything); "
+                              "use --role viewer")
+        known = {r["team_id"] for r in wh.query("SELECT team_id FROM team")}
+        unknown = [t for t in scope if t not in known]
+        if unknown:
+            raise ConfigError(f"unknown team {', '.join(unknown)}; known teams: {', '.join(sorted(known)) or 'none'} "
+                              "(import a people file first: cclens people import people.toml)")
     token_id = secrets.token_hex(4)
     token = f"ccl_{token_id}_{secrets.token_urlsafe(32)}"
     wh.execute(
-        "INSERT INTO api_token (token_id, name, role, token_sha256, created_at) VALUES (?, ?, ?, ?, ?)",
-        [token_id, name, role, hash_token(token), datetime.now(timezone.utc)],
+        "INSERT INTO api_token (token_id, name, role, token_sha256, created_at, teams) VALUES (?, ?, ?, ?, ?, ?)",
+        [token_id, name, role, hash_token(token), datetime.now(timezone.utc), scope or None],
     )
     return token_id, token
 
@@ -71,17 +89,17 @@ def is_loopback(host: str) -> bool:
 class Authenticator:
     """Checks bearer tokens against ``api_token`` (cached) and the server's local token."""
 
-    def __init__(self, lookup: Callable[[str], tuple[str, str] | None], *, require: bool,
+    def __init__(self, lookup: Callable[[str], tuple[Any, ...] | None], *, require: bool,
                  local_token: str | None = None):
-        self._lookup = lookup  # sha256 -> (token_id, role) of a live token, or None
+        self._lookup = lookup  # sha256 -> (token_id, role[, teams]) of a live token, or None
         self.require = require
         self._local_hash = hash_token(local_token) if local_token else None
         self._cache: dict[str, Principal] = {}
         self._lock = threading.Lock()
 
-    def remember(self, token: str, token_id: str, role: str) -> None:
+    def remember(self, token: str, token_id: str, role: str, teams: Iterable[str] = ()) -> None:
         with self._lock:
-            self._cache[hash_token(token)] = Principal(token_id, role)
+            self._cache[hash_token(token)] = Principal(token_id, role, tuple(sorted(teams)))
 
     def forget_all(self) -> None:
         with self._lock:
@@ -134,16 +152,16 @@ def authenticate_http(request: Request, roles: Iterable[str], *, allow_anonymous
     return p
 
 
-def db_lookup(reader_factory: Callable[[], Any]) -> Callable[[str], tuple[str, str] | None]:
+def db_lookup(reader_factory: Callable[[], Any]) -> Callable[[str], tuple[str, str, tuple[str, ...]] | None]:
     """A lookup function reading ``api_token`` through a fresh read cursor each time."""
 
-    def lookup(digest: str) -> tuple[str, str] | None:
+    def lookup(digest: str) -> tuple[str, str, tuple[str, ...]] | None:
         cur = reader_factory()
         try:
-            rows = cur.query("SELECT token_id, role FROM api_token WHERE token_sha256 = ? AND revoked_at IS NULL",
-                             [digest])
+            rows = cur.query("SELECT token_id, role, teams FROM api_token WHERE token_sha256 = ? "
+                             "AND revoked_at IS NULL", [digest])
         finally:
             cur.close()
-        return (rows[0]["token_id"], rows[0]["role"]) if rows else None
+        return (rows[0]["token_id"], rows[0]["role"], tuple(sorted(rows[0]["teams"] or ()))) if rows else None
 
     return lookup

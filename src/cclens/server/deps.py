@@ -21,13 +21,15 @@ A router module (listed in :data:`cclens.server.app.ROUTER_MODULES`) uses them l
   bind without ``--require-auth`` an anonymous request is allowed; a wrong token is always refused.
 * :func:`require_local` – only the local CLI token (from the discovery file) or an ``admin`` token.
 * :func:`require_reader` – reading data (``viewer`` and up); anonymous like ingest on an open loopback bind.
+  A viewer token limited to teams is refused (403) here: an endpoint that limits its answer to the
+  principal's ``teams`` uses :func:`require_team_reader` instead.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from ..config import Settings
 from .auth import Principal, authenticate_http
@@ -59,5 +61,16 @@ def require_local(request: Request) -> Principal:
 
 
 def require_reader(request: Request) -> Principal:
-    """Reading modelled data: ``viewer``/``analyst``/``admin``/local (anonymous on an open loopback bind)."""
+    """Reading modelled data: ``viewer``/``analyst``/``admin``/local (anonymous on an open loopback bind).
+    Team-limited tokens are refused: this endpoint does not limit its answer to teams."""
+    p = require_team_reader(request)
+    if p.teams:
+        raise HTTPException(403, detail=f"this token is limited to teams {', '.join(p.teams)} and this endpoint "
+                                        "cannot be limited to teams; use /api/v1/metrics/{name} or the MCP server")
+    return p
+
+
+def require_team_reader(request: Request) -> Principal:
+    """Like :func:`require_reader`, but a team-limited viewer passes: the endpoint must restrict its answer
+    to ``principal.teams`` (:func:`cclens.metrics.scope.restrict_to_teams`)."""
     return authenticate_http(request, roles=("viewer", "analyst", "admin", "local"))

@@ -14,7 +14,10 @@
   role ``analyst`` gets the sandbox (:mod:`cclens.metrics.sql_guard`): one SELECT, no file or network
   table functions, ``max_rows`` (default 10,000, at most 100,000) and ``timeout`` (default 30 s).
 
-Readers need ``viewer`` or above (anonymous on an open loopback bind, like every read endpoint).
+Readers need ``viewer`` or above (anonymous on an open loopback bind, like every read endpoint). A viewer
+token limited to teams gets the catalog and metrics for its teams only
+(:func:`cclens.metrics.scope.restrict_to_teams`; 403 for a team outside it or an organisation-wide metric);
+the other endpoints here refuse it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import CclensError, ConfigError
 from .auth import Principal, authenticate_http
-from .deps import get_writer, require_local, require_reader
+from .deps import get_writer, require_local, require_reader, require_team_reader
 from .writer import Writer
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
@@ -145,7 +148,7 @@ def _prices(request: Request):
 
 
 @router.get("/metrics")
-def list_metrics(_: Principal = Depends(require_reader)) -> dict[str, Any]:
+def list_metrics(_: Principal = Depends(require_team_reader)) -> dict[str, Any]:
     """The metric catalog: name, group, description, unit, grain, sources, group_by, definition."""
     from ..metrics.catalog import GROUP_BY, FILTERS, catalog
 
@@ -164,9 +167,11 @@ async def metric(name: str, request: Request,
                  source: list[str] | None = Query(None), token_type: list[str] | None = Query(None),
                  tool: list[str] | None = Query(None),
                  format: str | None = Query(None, description="json (default), csv or parquet"),
-                 writer: Writer = Depends(get_writer), _: Principal = Depends(require_reader)) -> Response:
+                 writer: Writer = Depends(get_writer), principal: Principal = Depends(require_team_reader)) -> Response:
     """One catalog metric: rows with value and sources; JSON adds unit, coverage and notes."""
+    from ..errors import AccessDeniedError
     from ..metrics.catalog import compute, get
+    from ..metrics.scope import restrict_to_teams
 
     fmt = _fmt(request, format)
     day_from, day_to, zone = _range(request, since, until, tz)
@@ -176,6 +181,10 @@ async def metric(name: str, request: Request,
         raise HTTPException(404, str(exc)) from None
     filters = {k: _list(v) for k, v in (("person", person), ("team", team), ("model", model), ("project", project),
                                          ("source", source), ("token_type", token_type), ("tool", tool)) if v}
+    try:
+        filters = restrict_to_teams(name, filters, principal.teams)
+    except AccessDeniedError as exc:
+        raise HTTPException(403, str(exc)) from None
     prices = _prices(request)
     res = await _read(writer, lambda wh: compute(wh, name, since=day_from, until=day_to, tz=zone,
                                                  group_by=_list(group_by), filters=filters, prices=prices))

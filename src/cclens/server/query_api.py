@@ -3,7 +3,8 @@
 * ``POST /api/v1/query`` ``{"sql": "...", "params": [...]}`` → the rows as an Arrow IPC stream
   (``application/vnd.apache.arrow.stream``; JSON ``{"columns", "rows"}`` if the client does not accept
   Arrow). One ``SELECT`` statement only, run on a read cursor (a snapshot of committed data).
-* ``POST /api/v1/tokens`` ``{"role": "ingest", "name": "..."}`` → ``{"token_id", "token"}``.
+* ``POST /api/v1/tokens`` ``{"role": "ingest", "name": "...", "teams": [...]}`` → ``{"token_id", "token"}``
+  (``teams`` limits a viewer token to those teams).
 
 Both require the local token from the discovery file (same OS user as the server) or an ``admin``
 token. This is not the analyst SQL surface (allow-listed functions, limits, audit): that is a
@@ -40,6 +41,7 @@ class QueryBody(BaseModel):
 class TokenBody(BaseModel):
     role: str
     name: str | None = None
+    teams: list[str] | None = None
 
 
 def _check_select(sql: str) -> None:
@@ -98,6 +100,9 @@ async def tokens(body: TokenBody, request: Request, writer: Writer = Depends(get
     """Create an API token (shown once; stored hashed)."""
     if body.role not in ROLES:
         raise HTTPException(400, f"unknown role {body.role!r}; use one of {', '.join(ROLES)}")
-    token_id, token = await writer.run(lambda wh: create_token(wh, body.role, body.name))
-    request.app.state.authenticator.remember(token, token_id, body.role)
+    try:
+        token_id, token = await writer.run(lambda wh: create_token(wh, body.role, body.name, body.teams))
+    except CclensError as exc:
+        raise HTTPException(400, str(exc)) from None
+    request.app.state.authenticator.remember(token, token_id, body.role, body.teams or ())
     return {"token_id": token_id, "token": token}
