@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..errors import QueryError
 from ..model.identity import is_person_sql
 from ..model.pricing import PriceTable
-from .facts import Ctx, Facts, bind
+from .facts import SOURCE_BITS, Ctx, Facts, bind, mask_of, sources_of
 
 TIME_DIMS = ("day", "week", "month")
 PEOPLE_DIMS = ("person", "team")
@@ -247,8 +247,11 @@ class _Compiler:
                 }.get(dim) or f"coalesce({_DIM_COLUMN[dim]}, 'unknown')"
 
     def simple(self, metric: Metric) -> str:
-        """SELECT keys…, value, extra…, sources over the metric's family."""
-        fam = self.facts.family(metric.family)
+        """SELECT keys…, value, extra…, sources (a bitmask) over the metric's family."""
+        family = metric.family
+        if family == "tokens" and ("token_type" in self.group_by or "token_type" in self.filters):
+            family = "tokens_by_type"
+        fam = self.facts.family(family)
         dims = _FAMILY_DIMS.get(metric.family, set())
         keys = self.group_by
         where = ["TRUE"]
@@ -257,19 +260,28 @@ class _Compiler:
                 where.append(f"{_DIM_COLUMN[dim]} IN (SELECT unnest({self.param(self.filters[dim])}))")
         for dim in keys:
             if dim in _SOURCE_DIM_SOURCES:  # sources without the dimension drop out
-                where.append(f"list_has_any(f.srcs, {self.param(sorted(_SOURCE_DIM_SOURCES[dim]))})")
+                where.append(f"(f.srcs & {mask_of(_SOURCE_DIM_SOURCES[dim])}) <> 0")
         if "person" in self.filters:
             where.append(f"f.person IN (SELECT unnest({self.param(self.filters['person'])}))")
         srcs = "f.srcs"
         if "source" in self.filters:
-            p = self.param(self.filters["source"])
-            where.append(f"list_has_any(f.srcs, {p})")
-            srcs = f"list_intersect(f.srcs, {p})"
-        base = f"SELECT f.* REPLACE ({srcs} AS srcs) FROM {fam} f WHERE {' AND '.join(where)}"
+            unknown = set(self.filters["source"]) - set(SOURCE_BITS)
+            if unknown:
+                raise QueryError(f"unknown source {sorted(unknown)[0]!r}; sources are {', '.join(SOURCE_BITS)}")
+            m = mask_of(self.filters["source"])
+            where.append(f"(f.srcs & {m}) <> 0")
+            srcs = f"(f.srcs & {m})"
+        base = self.facts.add_cte(f"SELECT f.* REPLACE ({srcs} AS srcs) FROM {fam} f WHERE {' AND '.join(where)}")
         if "source" in keys:
-            base = f"SELECT b.*, unnest(b.srcs) AS source FROM ({base}) b"
+            bits = ", ".join(f"({b}, '{n}')" for n, b in SOURCE_BITS.items())
+            base = (f"SELECT b.* REPLACE (s.bit AS srcs), s.source FROM {base} b "
+                    f"JOIN (VALUES {bits}) s(bit, source) ON (b.srcs & s.bit) <> 0")
         elif metric.precedence:
-            base = f"SELECT * FROM ({base}) b QUALIFY tier = min(tier) OVER (PARTITION BY person, day)"
+            # per person and day keep the rows of the most complete source (lowest tier) that reported
+            base = (f"SELECT b.* FROM {base} b JOIN (SELECT person, day, min(tier) AS tier FROM {base} "
+                    f"GROUP BY person, day) w ON w.person = b.person AND w.day = b.day AND w.tier = b.tier")
+        else:
+            base = f"SELECT * FROM {base}"
         team_join = ""
         team_where = ""
         if "team" in keys or "team" in self.filters:
@@ -279,8 +291,7 @@ class _Compiler:
                 team_where = f"WHERE m.team_id IN (SELECT unnest({self.param(self.filters['team'])}))"
         key_sql = [f"{self.key_expr(k)} AS {k}" for k in keys]
         extra = [f"{sql} AS {name}" for name, sql in metric.extra]
-        sources = "[f.source]" if "source" in keys else "list_sort(list_distinct(flatten(list(f.srcs))))"
-        cols = ", ".join([*key_sql, f"{metric.value} AS value", *extra, f"{sources} AS sources"])
+        cols = ", ".join([*key_sql, f"{metric.value} AS value", *extra, "bit_or(f.srcs) AS sources"])
         group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
         return f"SELECT {cols}\nFROM ({base}) f {team_join} {team_where}\n{group}"
 
@@ -295,16 +306,18 @@ class _Compiler:
         return sql
 
     def population_applies(self, metric: Metric) -> bool:
+        # per person only: the rows of people a source of this metric does not cover (no data, not 0).
+        # (Per team it would double the work of every team query for the odd team with no data at all.)
         keys = set(self.group_by)
-        return (bool(keys & set(PEOPLE_DIMS)) and keys <= set(TIME_DIMS + PEOPLE_DIMS)
+        return ("person" in keys and keys <= set(TIME_DIMS + PEOPLE_DIMS)
                 and metric.family not in ("activity", "roster", "billed"))
 
     def with_population(self, sql: str) -> str:
         """Every person/team active in the range gets a row; None where this metric has no source."""
-        pop = self.simple(METRICS["active_people"] if "person" not in self.group_by else _ALL_ACTORS)
+        pop = self.simple(_ALL_ACTORS)
         using = ", ".join(self.group_by)
         return (f"SELECT p.{', p.'.join(self.group_by)}, v.* EXCLUDE ({using}) REPLACE "
-                f"(coalesce(v.sources, []::VARCHAR[]) AS sources)\n"
+                f"(coalesce(v.sources, 0) AS sources)\n"
                 f"FROM ({pop}) p LEFT JOIN ({sql}) v USING ({using})")
 
     def ratio(self, metric: Metric) -> str:
@@ -315,7 +328,7 @@ class _Compiler:
         return f"""SELECT {key_cols + ',' if keys else ''}
        CASE WHEN n.value IS NULL OR d.value IS NULL THEN NULL ELSE n.value::DOUBLE / nullif(d.value, 0) END AS value,
        n.value AS {num.name}, d.value AS {den.name},
-       list_sort(list_distinct(coalesce(n.sources, []::VARCHAR[]) || coalesce(d.sources, []::VARCHAR[]))) AS sources
+       coalesce(n.sources, 0) | coalesce(d.sources, 0) AS sources
 FROM ({self.select(num)}) n FULL OUTER JOIN ({self.select(den)}) d ON {on}"""
 
     def share(self, metric: Metric) -> str:
@@ -389,7 +402,7 @@ def compute(wh: Any, name: str, *, since: date | None = None, until: date | None
     since, until = default_range(tz, since, until)
     sql, params = compile_metric(wh, name, since=since, until=until, tz=tz, group_by=group_by, filters=filters,
                                  prices=prices)
-    rows = [{k: _plain(v) for k, v in r.items()} for r in wh.query(sql, params)]
+    rows = [{k: (sources_of(v) if k == "sources" else _plain(v)) for k, v in r.items()} for r in wh.query(sql, params)]
     if metric.share_of and "model" not in group_by:
         group_by = [*group_by, "model"]
     res = Result(metric=name, unit=metric.unit, group_by=group_by, since=since, until=until, tz=tz, rows=rows)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Iterable
 
-from .facts import Ctx, Facts, bind
+from .facts import Ctx, Facts, bind, sources_of
 
 # how each source's rows in a range are counted; event sources use the zone, APIs their UTC days
 _RANGE_SQL = {
@@ -67,13 +67,15 @@ def person_day_coverage(wh: Any, *, since: date, until: date, tz: str = "UTC",
     facts = Facts(Ctx(tz=tz, since=since, until=until))
     fam = facts.family("activity")
     where = "WHERE person IN (SELECT unnest($persons))" if persons else ""
-    names = ("transcripts", "otel", "claude_code_analytics", "enterprise_analytics")
-    flags = ", ".join(f"list_contains(sources, '{s}') AS {s}" for s in names)
-    sql = (f"{facts.sql_with()}SELECT person, day, sources, {flags} FROM ("
-           f"SELECT person, day, list_sort(list_distinct(flatten(list(srcs)))) AS sources FROM {fam} {where} "
-           f"GROUP BY person, day) ORDER BY person, day")
+    sql = (f"{facts.sql_with()}SELECT person, day, bit_or(srcs) AS mask FROM {fam} {where} "
+           f"GROUP BY person, day ORDER BY person, day")
     sql, params = bind(sql, {**facts.ctx.params(), "persons": persons or []})
-    return wh.query(sql, params)
+    names = ("transcripts", "otel", "claude_code_analytics", "enterprise_analytics")
+    out = []
+    for r in wh.query(sql, params):
+        srcs = sources_of(r["mask"])
+        out.append({"person": r["person"], "day": r["day"], "sources": srcs, **{n: n in srcs for n in names}})
+    return out
 
 
 def freshness(wh: Any) -> dict[str, dict[str, Any]]:

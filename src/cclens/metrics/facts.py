@@ -6,7 +6,8 @@ billed cost, roster) is a UNION of one SELECT per source, every row carrying the
     day      DATE       the day: in the report zone for event sources (transcripts, OTel), the UTC
                         day for the daily APIs (Claude Code Analytics, Enterprise, Cost) — labelled so
     person   VARCHAR    the resolved person key (:func:`cclens.model.identity.person_key_sql`)
-    srcs     VARCHAR[]  the sources behind the row (a request seen in transcripts and OTel has both)
+    srcs     INTEGER    bitmask of the sources behind the row (:data:`SOURCE_BITS`; a request seen in
+                        transcripts and OTel has both bits) — cheaper to aggregate than lists
     tier     INTEGER    precedence when sources overlap for one person and day: 1 Claude Code
                         Analytics, 2 Enterprise Analytics, 3 events (transcripts/OTel, one row per request)
     …dims    model, project, token_type, tool (when the family has them; NULL = the source lacks it)
@@ -32,6 +33,19 @@ from ..model.pricing import PriceTable, priced_requests_cte
 EVENT_SOURCES = ("transcripts", "otel")
 ALL_SOURCES = ("transcripts", "otel", "claude_code_analytics", "enterprise_analytics", "usage_api", "cost_api")
 TIER = {"claude_code_analytics": 1, "enterprise_analytics": 2, "transcripts": 3, "otel": 3}
+SOURCE_BITS = {"transcripts": 1, "otel": 2, "claude_code_analytics": 4, "enterprise_analytics": 8, "cost_api": 16,
+               "people": 32}
+TR, OT, CCB, EAB, COSTB, PEOPLEB = (SOURCE_BITS[k] for k in SOURCE_BITS)
+
+
+def mask_of(sources) -> int:
+    """The bitmask of a list of source names."""
+    return sum(SOURCE_BITS[s] for s in set(sources))
+
+
+def sources_of(mask: int | None) -> list[str]:
+    """The sorted source names of a bitmask (None or 0: no source)."""
+    return sorted(s for s, b in SOURCE_BITS.items() if (mask or 0) & b)
 
 # Claude Code Analytics / Enterprise name the edit tools differently from OTel and transcripts
 TOOL_NAMES = {"edit_tool": "Edit", "multi_edit_tool": "MultiEdit", "write_tool": "Write",
@@ -110,8 +124,7 @@ def priced_cte(ctx: Ctx) -> str:
 
 
 def _srcs(bt: str, bo: str) -> str:
-    return (f"CASE WHEN {bt} AND {bo} THEN ['transcripts', 'otel'] WHEN {bt} THEN ['transcripts'] "
-            f"ELSE ['otel'] END")
+    return f"(CASE WHEN {bt} THEN {TR} ELSE 0 END + CASE WHEN {bo} THEN {OT} ELSE 0 END)"
 
 
 class Facts:
@@ -128,6 +141,13 @@ class Facts:
             parts.append(priced_cte(self.ctx))
         parts += [f"{name} AS (\n{body}\n)" for name, body in self.ctes.items()]
         return "WITH " + ",\n".join(parts) + "\n" if parts else ""
+
+    def add_cte(self, body: str) -> str:
+        """Add an anonymous CTE (referenced more than once, so DuckDB computes it once); returns its name."""
+        for name, existing in self.ctes.items():
+            if existing == body:
+                return name
+        return self._add(f"x{len(self.ctes)}", body)
 
     def _add(self, name: str, body: str) -> str:
         if name not in self.ctes:
@@ -200,40 +220,34 @@ class Facts:
     FROM pt_raw p JOIN qday d ON d.q = p.q LEFT JOIN uid_map u ON u.user_id = p.user_id
     {joins}""")
 
+    # Claude Code Analytics rows name a user by email or an API key by name: one (kind, value) per row,
+    # so one alias join (rows are not pre-aggregated: every later step sums, and local/remote rows of
+    # one actor-day simply both count)
+    _CC_KIND = "CASE WHEN actor_type = 'api_key' THEN 'api_key_name' ELSE 'email' END"
+
+    def _cc(self, name: str, cols: str, table: str, value: str) -> str:
+        return self._add(name, f"""
+    SELECT c.day, coalesce(a.person_id, c.akind || ':' || c.avalue) AS person, c.* EXCLUDE (day, akind, avalue)
+    FROM (SELECT day, {self._CC_KIND} AS akind, {value} AS avalue, {cols}
+          FROM {table} WHERE day >= $since AND day <= $until) c
+    LEFT JOIN alias a ON a.kind = c.akind AND a.value = c.avalue""")
+
     def cc(self) -> str:
-        """Claude Code Analytics actor-days (local and remote rows merged) in range."""
-        joins, person = person_key_sql([("email", "c.email"), ("api_key_name", "c.api_key_name")], prefix="ca")
-        return self._add("cc", f"""
-    SELECT c.day, {person} AS person, c.* EXCLUDE (day, email, api_key_name)
-    FROM (SELECT day, CASE WHEN actor_type = 'api_key' THEN NULL ELSE lower(coalesce(email, actor_id)) END AS email,
-                 CASE WHEN actor_type = 'api_key' THEN coalesce(api_key_name, actor_id) END AS api_key_name,
-                 sum(num_sessions) AS sessions, sum(lines_added) AS lines_added, sum(lines_removed) AS lines_removed,
-                 sum(commits) AS commits, sum(pull_requests) AS pull_requests
-          FROM cc_actor_day WHERE day >= $since AND day <= $until GROUP BY ALL) c
-    {joins}""")
+        """Claude Code Analytics actor-days in range (local and remote rows of one actor-day both count)."""
+        return self._cc("cc", "num_sessions AS sessions, lines_added, lines_removed, commits, pull_requests",
+                        "cc_actor_day", "CASE WHEN actor_type = 'api_key' THEN coalesce(api_key_name, actor_id) "
+                        "ELSE lower(coalesce(email, actor_id)) END")
 
     def cc_daily(self) -> str:
-        joins, person = person_key_sql([("email", "c.email"), ("api_key_name", "c.api_key_name")], prefix="cd")
-        return self._add("ccd", f"""
-    SELECT c.day, {person} AS person, c.* EXCLUDE (day, email, api_key_name)
-    FROM (SELECT day, CASE WHEN actor_type = 'api_key' THEN NULL ELSE lower(coalesce(email, actor_id)) END AS email,
-                 CASE WHEN actor_type = 'api_key' THEN coalesce(api_key_name, actor_id) END AS api_key_name, model,
-                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                 sum(cache_read_tokens) AS cache_read_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,
-                 sum(estimated_cost_cents)::DOUBLE / 100 AS cost_usd
-          FROM cc_daily WHERE day >= $since AND day <= $until GROUP BY ALL) c
-    {joins}""")
+        return self._cc("ccd", "model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, "
+                        "estimated_cost_cents::DOUBLE / 100 AS cost_usd", "cc_daily",
+                        "CASE WHEN actor_type = 'api_key' THEN coalesce(api_key_name, actor_id) "
+                        "ELSE lower(coalesce(email, actor_id)) END")
 
     def cc_tools(self) -> str:
-        joins, person = person_key_sql([("email", "c.email"), ("api_key_name", "c.api_key_name")], prefix="ct")
         cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TOOL_NAMES.items())
-        return self._add("cct", f"""
-    SELECT c.day, {person} AS person, c.tool, c.accepted, c.rejected
-    FROM (SELECT day, CASE WHEN actor_type = 'api_key' THEN NULL ELSE lower(actor_id) END AS email,
-                 CASE WHEN actor_type = 'api_key' THEN actor_id END AS api_key_name,
-                 CASE tool {cases} ELSE tool END AS tool, sum(accepted) AS accepted, sum(rejected) AS rejected
-          FROM cc_tool_action WHERE day >= $since AND day <= $until GROUP BY ALL) c
-    {joins}""")
+        return self._cc("cct", f"CASE tool {cases} ELSE tool END AS tool, accepted, rejected", "cc_tool_action",
+                        "CASE WHEN actor_type = 'api_key' THEN actor_id ELSE lower(actor_id) END")
 
     def eng(self) -> str:
         """Enterprise Analytics user-days in range."""
@@ -251,10 +265,10 @@ class Facts:
     def f_activity(self) -> str:
         ev, pt, cc, eng = self.ev(False), self.pt(), self.cc(), self.eng()
         return self._add("f_activity", f"""
-    SELECT day, person, {_srcs('bool_or(bt)', 'bool_or(bo)')} AS srcs, 3 AS tier FROM {ev} GROUP BY day, person
-    UNION ALL SELECT DISTINCT day, person, ['otel'], 3 FROM {pt}
-    UNION ALL SELECT day, person, ['claude_code_analytics'], 1 FROM {cc}
-    UNION ALL SELECT day, person, ['enterprise_analytics'], 2 FROM {eng}
+    SELECT day, person, bit_or({_srcs('bt', 'bo')}) AS srcs, 3 AS tier FROM {ev} GROUP BY day, person
+    UNION ALL SELECT DISTINCT day, person, {OT}, 3 FROM {pt}
+    UNION ALL SELECT day, person, {CCB}, 1 FROM {cc}
+    UNION ALL SELECT day, person, {EAB}, 2 FROM {eng}
       WHERE coalesce(cc_session_count, 0) + coalesce(cc_lines_added, 0) + coalesce(cc_lines_removed, 0)
           + coalesce(cc_commit_count, 0) + coalesce(cc_tool_accepted, 0) + coalesce(cc_tool_rejected, 0) > 0""")
 
@@ -266,20 +280,27 @@ class Facts:
         return self._add("f_sessions", f"""
     SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, count(*) AS sessions
     FROM ev_sessions GROUP BY day, person, bt, bo
-    UNION ALL SELECT day, person, ['claude_code_analytics'], 1, sessions FROM {cc}
-    UNION ALL SELECT day, person, ['enterprise_analytics'], 2, cc_session_count FROM {eng}
+    UNION ALL SELECT day, person, {CCB}, 1, sessions FROM {cc}
+    UNION ALL SELECT day, person, {EAB}, 2, cc_session_count FROM {eng}
       WHERE cc_session_count IS NOT NULL""")
 
     def f_tokens(self) -> str:
         ev, ccd = self.ev(False), self.cc_daily()
+        cols = "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens"
+        total = "input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens"
         return self._add("f_tokens", f"""
-    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, model, project, t.token_type, t.tokens
-    FROM {ev}, LATERAL (VALUES ('input', input_tokens), ('output', output_tokens),
-                               ('cache_read', cache_read_tokens), ('cache_creation', cache_creation_tokens)) t(token_type, tokens)
+    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, model, project, {cols}, {total} AS tokens FROM {ev}
     UNION ALL
-    SELECT day, person, ['claude_code_analytics'], 1, model, NULL, t.token_type, t.tokens
-    FROM {ccd}, LATERAL (VALUES ('input', input_tokens), ('output', output_tokens),
-                                ('cache_read', cache_read_tokens), ('cache_creation', cache_creation_tokens)) t(token_type, tokens)""")
+    SELECT day, person, {CCB}, 1, model, NULL, {cols}, {total} FROM {ccd}""")
+
+    def f_tokens_by_type(self) -> str:
+        """The tokens family with one row per token type (only when grouping or filtering by it)."""
+        self.f_tokens()
+        return self._add("f_tokens_by_type", """
+    SELECT day, person, srcs, tier, model, project, token_type, n AS tokens
+    FROM (SELECT * EXCLUDE (tokens) FROM f_tokens)
+    UNPIVOT (n FOR token_type IN (input_tokens AS 'input', output_tokens AS 'output',
+                                  cache_read_tokens AS 'cache_read', cache_creation_tokens AS 'cache_creation'))""")
 
     def f_cost(self) -> str:
         ev, ccd = self.ev(True), self.cc_daily()
@@ -288,20 +309,18 @@ class Facts:
            CASE WHEN unpriced THEN model END AS unpriced_model
     FROM {ev}
     UNION ALL
-    SELECT day, person, ['claude_code_analytics'], 1, model, NULL, cost_usd, NULL FROM {ccd}""")
+    SELECT day, person, {CCB}, 1, model, NULL, cost_usd, NULL FROM {ccd}""")
 
     def f_output(self) -> str:
         pt, cc, eng = self.pt(), self.cc(), self.eng()
         # OTel counters only send a point when something happened: a person-day with any OTel point
         # had telemetry on, so a missing counter there is a real 0
         return self._add("f_output", f"""
-    SELECT day, person, ['claude_code_analytics'] AS srcs, 1 AS tier, lines_added, lines_removed, commits,
-           pull_requests FROM {cc}
+    SELECT day, person, {CCB} AS srcs, 1 AS tier, lines_added, lines_removed, commits, pull_requests FROM {cc}
     UNION ALL
-    SELECT day, person, ['enterprise_analytics'], 2, cc_lines_added, cc_lines_removed, cc_commit_count,
-           cc_pull_request_count FROM {eng}
+    SELECT day, person, {EAB}, 2, cc_lines_added, cc_lines_removed, cc_commit_count, cc_pull_request_count FROM {eng}
     UNION ALL
-    SELECT day, person, ['otel'], 3,
+    SELECT day, person, {OT}, 3,
            coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.lines_of_code.count' AND type = 'added'), 0),
            coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.lines_of_code.count' AND type = 'removed'), 0),
            coalesce(sum(value) FILTER (WHERE metric_name = 'claude_code.commit.count'), 0),
@@ -315,34 +334,34 @@ class Facts:
             f"TRY_CAST(record->'claude_code_metrics'->'tool_actions'->'{k}'->>'rejected_count' AS BIGINT))"
             for k, v in TOOL_NAMES.items())
         return self._add("f_tools", f"""
-    SELECT day, person, ['claude_code_analytics'] AS srcs, 1 AS tier, tool, accepted, rejected FROM {cct}
+    SELECT day, person, {CCB} AS srcs, 1 AS tier, tool, accepted, rejected FROM {cct}
     UNION ALL
-    SELECT day, person, ['enterprise_analytics'], 2, t.tool, t.accepted, t.rejected
+    SELECT day, person, {EAB}, 2, t.tool, t.accepted, t.rejected
     FROM {eng}, LATERAL (VALUES {eng_tools}) t(tool, accepted, rejected)
     WHERE t.accepted IS NOT NULL OR t.rejected IS NOT NULL
     UNION ALL
-    SELECT day, person, ['otel'], 3, tool, coalesce(sum(value) FILTER (WHERE decision = 'accept'), 0),
+    SELECT day, person, {OT}, 3, tool, coalesce(sum(value) FILTER (WHERE decision = 'accept'), 0),
            coalesce(sum(value) FILTER (WHERE decision = 'reject'), 0)
     FROM {pt} WHERE metric_name = 'claude_code.code_edit_tool.decision' GROUP BY day, person, tool""")
 
     def f_active_time(self) -> str:
         pt = self.pt()
         return self._add("f_active_time", f"""
-    SELECT day, person, ['otel'] AS srcs, 3 AS tier, sum(value) AS seconds
+    SELECT day, person, {OT} AS srcs, 3 AS tier, sum(value) AS seconds
     FROM {pt} WHERE metric_name = 'claude_code.active_time.total' GROUP BY day, person""")
 
     def f_engagement(self) -> str:
         eng = self.eng()
         return self._add("f_engagement", f"""
-    SELECT day, person, ['enterprise_analytics'] AS srcs, 2 AS tier, chat_message_count AS chat_messages,
+    SELECT day, person, {EAB} AS srcs, 2 AS tier, chat_message_count AS chat_messages,
            chat_conversation_count AS chat_conversations, web_search_count AS web_searches
     FROM {eng}""")
 
     def f_billed(self) -> str:
         # the Cost API may have been pulled with several groupings: per day use one of them (the one
         # that names models when there is one), never their sum
-        return self._add("f_billed", """
-    SELECT day, NULL::VARCHAR AS person, ['cost_api'] AS srcs, 1 AS tier,
+        return self._add("f_billed", f"""
+    SELECT day, NULL::VARCHAR AS person, {COSTB} AS srcs, 1 AS tier,
            coalesce(model, CASE WHEN cost_type IS NULL OR cost_type = 'tokens' THEN 'unknown' ELSE cost_type END)
                AS model, amount_cents::DOUBLE / 100 AS cost_usd
     FROM cost_day
@@ -352,6 +371,6 @@ class Facts:
 
     def f_roster(self) -> str:
         """Every known person on every day of the range (the denominator of "share of known people")."""
-        return self._add("f_roster", """
-    SELECT r.day::DATE AS day, p.person_id AS person, ['people'] AS srcs, 0 AS tier
+        return self._add("f_roster", f"""
+    SELECT r.day::DATE AS day, p.person_id AS person, {PEOPLEB} AS srcs, 0 AS tier
     FROM range($since::TIMESTAMP, $until::TIMESTAMP + INTERVAL 1 DAY, INTERVAL 1 DAY) r(day), person p""")
