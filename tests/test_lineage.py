@@ -254,10 +254,15 @@ def test_exact_links_from_transcripts_and_otel_too(tmp_path, warehouse):
                       "VALUES ('r', 0, 'tool_result', ?, ?, ?)",
                       [at(9), S2, orjson.dumps({"tool_name": "Bash", "tool_use_id": "toolu_o",
                                                 "tool_parameters": orjson.dumps({"git_commit_id": sha[:7]}).decode()}).decode()])
+    # the same commit seen by the same session with a longer short SHA is still one link
+    warehouse.execute("INSERT INTO otel_event (request_id, record_index, event_name, ts, session_id, attributes) "
+                      "VALUES ('r', 2, 'tool_result', ?, ?, ?)",
+                      [at(9), S1, orjson.dumps({"tool_name": "Bash", "tool_use_id": "toolu_t",
+                                                "tool_parameters": orjson.dumps({"git_commit_id": sha[:12]}).decode()}).decode()])
     warehouse.execute("INSERT INTO otel_event (request_id, record_index, event_name, ts, session_id, attributes) "
                       "VALUES ('r', 1, 'tool_result', ?, ?, ?)",
                       [at(9), S3, orjson.dumps({"tool_name": "Bash", "tool_parameters": "<REDACTED>"}).decode()])
     rebuild_lineage(warehouse)
     links = {(r["from_id"], r["to_id"]): orjson.loads(r["evidence"])["sources"] for r in warehouse.query(
         "SELECT * FROM lineage_link WHERE kind = 'session_commit' AND method = 'exact'")}
-    assert links == {(S1, sha): ["transcripts"], (S2, sha): ["otel"]}
+    assert links == {(S1, sha): ["otel", "transcripts"], (S2, sha): ["otel"]}

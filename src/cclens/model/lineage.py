@@ -127,13 +127,13 @@ def _session_commit_exact(wh: Any, now: datetime) -> None:
         -- two different commits
         best AS (SELECT * FROM cand QUALIFY in_cwd = max(in_cwd) OVER (PARTITION BY session_id, short_sha)),
         unique_sha AS (SELECT session_id, short_sha FROM best GROUP BY ALL HAVING count(DISTINCT sha) = 1)
-        SELECT 'session', b.session_id, 'commit', any_value(b.sha), 'session_commit', 'exact', 1.0,
+        SELECT 'session', b.session_id, 'commit', b.sha, 'session_commit', 'exact', 1.0,
                json_object('sources', list_sort(list(DISTINCT b.source)),
                            'tool_use_ids', list_sort(list(DISTINCT b.tool_use_id) FILTER (WHERE b.tool_use_id IS NOT NULL)),
-                           'short_sha', b.short_sha, 'repo_ids', list_sort(list(DISTINCT b.repo_id)),
+                           'short_sha', min(b.short_sha), 'repo_ids', list_sort(list(DISTINCT b.repo_id)),
                            'at', min(b.ts)), ?
         FROM best b JOIN unique_sha u USING (session_id, short_sha)
-        GROUP BY b.session_id, b.short_sha
+        GROUP BY b.session_id, b.sha
     """, [now])
 
 
