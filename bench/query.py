@@ -75,11 +75,9 @@ def generate(wh, people: int, days: int, events: int) -> dict[str, float]:
     step("enterprise_analytics", f"""
         INSERT INTO engagement_day (day, user_id, email, chat_message_count, chat_conversation_count, cc_session_count,
                cc_lines_added, cc_lines_removed, cc_commit_count, cc_pull_request_count, cc_tool_accepted,
-               cc_tool_rejected, web_search_count, record, fetched_at, run_id)
+               cc_tool_rejected, web_search_count, fetched_at, run_id)
         SELECT day, 'user_' || i, 'p' || i || '@org.test', h % 30, h % 5, 1 + h % 2, h % 150, h % 40, h % 2, h % 2,
-               h % 15, h % 2, h % 3,
-               '{{"claude_code_metrics": {{"tool_actions": {{"edit_tool": {{"accepted_count": ' || (h % 15) ||
-               ', "rejected_count": ' || (h % 2) || '}}}}}}}}', {now}, 'bench'
+               h % 15, h % 2, h % 3, {now}, 'bench'
         FROM (SELECT DATE '{START}' + d::INTEGER AS day, i, hash(i * 7919 + d) AS h
               FROM range({days}) a(d), range({people}) b(i) WHERE hash(i * 7919 + d) % 10 < 5)""")
     step("usage_and_cost_api", f"""

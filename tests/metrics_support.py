@@ -170,14 +170,11 @@ def build_org(wh, tmp_path: Path) -> None:
             wh.execute("""INSERT INTO cc_tool_action VALUES (?, ?, ?, false, 'vscode', ?, ?, ?)""",
                        [d, at, aid, tool, acc, rej])
         for (d, uid, email, msgs, convs, sess, la, edits) in ENGAGEMENT:
-            tools = {"edit_tool": {"accepted_count": edits[0], "rejected_count": edits[1]}} if edits else {}
-            record = {"user": {"id": uid, "email_address": email}, "claude_code_metrics": {"tool_actions": tools}}
             wh.execute("""INSERT INTO engagement_day (day, user_id, email, chat_message_count, chat_conversation_count,
                               cc_session_count, cc_lines_added, cc_lines_removed, cc_commit_count,
-                              cc_pull_request_count, cc_tool_accepted, cc_tool_rejected, record, fetched_at)
-                          VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)""",
-                       [d, uid, email, msgs, convs, sess, la, edits[0] if edits else 0, edits[1] if edits else 0,
-                        json.dumps(record), NOW])
+                              cc_pull_request_count, cc_tool_accepted, cc_tool_rejected, fetched_at)
+                          VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)""",
+                       [d, uid, email, msgs, convs, sess, la, edits[0] if edits else 0, edits[1] if edits else 0, NOW])
         for (d, grouping, model, cost_type, cents) in [
                 ("2026-03-02", "description", OPUS, "tokens", "300"),
                 ("2026-03-02", "description", None, "code_execution", "50"),

@@ -50,6 +50,7 @@ def sources_of(mask: int | None) -> list[str]:
 # Claude Code Analytics / Enterprise name the edit tools differently from OTel and transcripts
 TOOL_NAMES = {"edit_tool": "Edit", "multi_edit_tool": "MultiEdit", "write_tool": "Write",
               "notebook_edit_tool": "NotebookEdit"}
+ALL_EDIT_TOOLS = "(all edit tools)"  # Enterprise Analytics rows: totals over the edit tools
 
 
 @dataclass
@@ -329,16 +330,12 @@ class Facts:
 
     def f_tools(self) -> str:
         pt, cct, eng = self.pt(), self.cc_tools(), self.eng()
-        eng_tools = ", ".join(
-            f"('{v}', TRY_CAST(record->'claude_code_metrics'->'tool_actions'->'{k}'->>'accepted_count' AS BIGINT), "
-            f"TRY_CAST(record->'claude_code_metrics'->'tool_actions'->'{k}'->>'rejected_count' AS BIGINT))"
-            for k, v in TOOL_NAMES.items())
+        # Enterprise Analytics keeps only the edit tools' totals (the per-tool record is in landing)
         return self._add("f_tools", f"""
     SELECT day, person, {CCB} AS srcs, 1 AS tier, tool, accepted, rejected FROM {cct}
     UNION ALL
-    SELECT day, person, {EAB}, 2, t.tool, t.accepted, t.rejected
-    FROM {eng}, LATERAL (VALUES {eng_tools}) t(tool, accepted, rejected)
-    WHERE t.accepted IS NOT NULL OR t.rejected IS NOT NULL
+    SELECT day, person, {EAB}, 2, '{ALL_EDIT_TOOLS}', cc_tool_accepted, cc_tool_rejected FROM {eng}
+    WHERE cc_tool_accepted IS NOT NULL OR cc_tool_rejected IS NOT NULL
     UNION ALL
     SELECT day, person, {OT}, 3, tool, coalesce(sum(value) FILTER (WHERE decision = 'accept'), 0),
            coalesce(sum(value) FILTER (WHERE decision = 'reject'), 0)
