@@ -198,3 +198,6 @@ async def session_page(session_id: str, request: Request, _=Depends(require_read
 def default_filters(settings: Any, since: date | None = None, until: date | None = None) -> Filters:
     params = {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
     return Filters.parse(params, settings.tz)
+
+
+from . import dashboard_delivery  # noqa: E402,F401  (registers /delivery: engineering data, issue 9)
