@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 
 # Modules under cclens.cli that add commands to `app`. A new command group adds its module here.
-COMMAND_MODULES = ["ingest", "report", "run", "prices", "hooks", "ship", "setup", "serve", "sync", "demo", "report_html", "metrics", "people", "engineering"]
+COMMAND_MODULES = ["ingest", "report", "run", "prices", "hooks", "ship", "setup", "serve", "sync", "demo", "report_html", "metrics", "people", "engineering", "mcp"]
 
 
 def _version(value: bool) -> None:

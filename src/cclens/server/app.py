@@ -32,7 +32,7 @@ from .writer import Writer
 log = logging.getLogger("cclens.server")
 
 # Modules under cclens.server that expose `router` (and optionally `setup(app)`). Add yours here.
-ROUTER_MODULES = ["otlp_http", "sessions_api", "query_api", "hooks", "transcripts_api", "metrics_api", "dashboard"]
+ROUTER_MODULES = ["otlp_http", "sessions_api", "query_api", "hooks", "transcripts_api", "metrics_api", "dashboard", "mcp_http"]
 
 
 class JsonLogFormatter(logging.Formatter):
