@@ -266,3 +266,34 @@ def test_exact_links_from_transcripts_and_otel_too(tmp_path, warehouse):
     links = {(r["from_id"], r["to_id"]): orjson.loads(r["evidence"])["sources"] for r in warehouse.query(
         "SELECT * FROM lineage_link WHERE kind = 'session_commit' AND method = 'exact'")}
     assert links == {(S1, sha): ["otel", "transcripts"], (S2, sha): ["otel"]}
+
+
+def test_people_join_across_git_github_and_claude_code(org, warehouse):
+    """A GitHub login meets its git email through its PR commits, and the people model's alias of that
+    email makes PR author and commit author one person."""
+    from cclens.model.identity import link
+
+    c1 = org["c"][1]
+    warehouse.execute("UPDATE pr_commit SET author_login = 'dev1', author_email = 'ada@example.com' WHERE sha = ?", [c1])
+    link(warehouse, "email:ada@example.com", "p-ada", name="Ada")
+    prs = {r["number"]: r for r in delivery.pull_requests(warehouse, PRICES, since=date(2026, 3, 2),
+                                                          until=date(2026, 3, 2))}
+    assert prs[1]["person"] == "p-ada"          # github_login dev1 → ada@example.com → p-ada
+    assert prs[2]["person"] == "github_login:dev2"  # unlinked: its own identity, listed, not dropped
+    rows = compute(warehouse, "attributed_commit_share", since=date(2026, 3, 2), until=date(2026, 3, 2),
+                   prices=PRICES, group_by=["day"]).rows
+    assert rows[0]["value"] == 0.4
+    link(warehouse, "github_login:dev2", "p-ada")
+    prs = {r["number"]: r for r in delivery.pull_requests(warehouse, PRICES, since=date(2026, 3, 2),
+                                                          until=date(2026, 3, 2))}
+    assert prs[2]["person"] == "p-ada"
+
+
+def test_engineering_identities_are_listed_for_the_people_model(warehouse):
+    warehouse.execute("INSERT INTO eng_identity VALUES ('github', 'Dev1', NULL, 'dev1@example.com', ?, ?), "
+                      "('git', 'dev1@example.com', 'Dev One', 'dev1@example.com', ?, ?), "
+                      "('jira', '712020:abc', 'Dev One', NULL, ?, ?)", [DAY] * 6)
+    rows = {(r["kind"], r["value"]): r for r in warehouse.query("SELECT * FROM eng_observed_identity")}
+    assert set(rows) == {("github_login", "dev1"), ("git_email", "dev1@example.com"), ("jira_id", "712020:abc")}
+    assert rows[("github_login", "dev1")]["hint_email"] == "dev1@example.com"
+    assert rows[("jira_id", "712020:abc")]["first_day"] == DAY.date()

@@ -237,4 +237,15 @@ register("engineering", [
         built_at         TIMESTAMPTZ NOT NULL
     );
     """,
+    # v2: the engineering identities in the shape of the people model's observed identities
+    # (source, kind, value, first_day, last_day, hint_email), ready to union into its list
+    """
+    CREATE OR REPLACE VIEW eng_observed_identity AS
+    SELECT system AS source,
+           CASE system WHEN 'git' THEN 'git_email' WHEN 'github' THEN 'github_login' ELSE 'jira_id' END AS kind,
+           CASE WHEN system IN ('git', 'github') THEN lower(identity) ELSE identity END AS value,
+           min(first_seen)::DATE AS first_day, max(last_seen)::DATE AS last_day,
+           any_value(lower(email)) FILTER (WHERE email IS NOT NULL) AS hint_email
+    FROM eng_identity GROUP BY ALL
+    """,
 ])
