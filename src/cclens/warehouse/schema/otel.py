@@ -118,6 +118,39 @@ SELECT t.session_id AS transient_session_id, t.user_id, t.first_ts,
 FROM otel_session t WHERE t.transient;
 """
 
+_SESSION_VIEWS_V3 = """
+CREATE OR REPLACE VIEW otel_session AS
+WITH ev AS (
+    SELECT session_id, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS events,
+           count(*) FILTER (WHERE event_name = 'api_request') AS api_requests,
+           count(*) FILTER (WHERE event_name = 'user_prompt') AS prompts,
+           any_value(user_id) AS user_id, any_value(user_email) AS user_email,
+           any_value(account_uuid) AS account_uuid, any_value(organization_id) AS organization_id
+    FROM otel_event WHERE session_id IS NOT NULL GROUP BY session_id),
+pt AS (
+    SELECT session_id, min(coalesce(start_ts, ts)) AS first_ts, max(ts) AS last_ts, any_value(user_id) AS user_id,
+           max(attributes->>'start_type') FILTER (WHERE metric_name = 'claude_code.session.count') AS start_type
+    FROM otel_point WHERE session_id IS NOT NULL GROUP BY session_id)
+SELECT coalesce(ev.session_id, pt.session_id) AS session_id,
+       least(ev.first_ts, pt.first_ts) AS first_ts, greatest(ev.last_ts, pt.last_ts) AS last_ts,
+       coalesce(ev.events, 0) AS events, coalesce(ev.api_requests, 0) AS api_requests,
+       coalesce(ev.prompts, 0) AS prompts, coalesce(ev.user_id, pt.user_id) AS user_id,
+       ev.user_email, ev.account_uuid, ev.organization_id, pt.start_type,
+       (pt.start_type = 'continue' AND coalesce(ev.api_requests, 0) = 0 AND coalesce(ev.prompts, 0) = 0)
+           AS transient
+FROM ev FULL OUTER JOIN pt ON ev.session_id = pt.session_id;
+CREATE OR REPLACE VIEW otel_continue_link AS
+SELECT t.session_id AS transient_session_id, t.user_id, t.first_ts,
+       (SELECT e.session_id FROM otel_event e
+         WHERE e.user_id = t.user_id AND e.session_id <> t.session_id
+           AND e.ts >= t.first_ts - INTERVAL 5 SECOND AND e.ts <= t.last_ts + INTERVAL 10 MINUTE
+           AND e.event_name IN ('user_prompt', 'api_request')
+         ORDER BY (SELECT min(p.ts) FROM otel_event p WHERE p.session_id = e.session_id) >= t.first_ts,
+                  e.ts
+         LIMIT 1) AS resumed_session_id
+FROM otel_session t WHERE t.transient;
+"""
+
 register("otel", [
     """
     CREATE TABLE IF NOT EXISTS landing_otlp_request (
@@ -236,4 +269,7 @@ register("otel", [
     """ + _EVENT_VIEWS,
     # v2: payloads are stored deflated; attributes promoted to otel_event columns leave its JSON
     "ALTER TABLE landing_otlp_request ADD COLUMN IF NOT EXISTS payload_encoding VARCHAR",
+    # v3: a session seen through metrics starts at the points' start time (a point's time is when it was
+    # exported, after the events it counts); --continue links prefer the session that already existed.
+    _SESSION_VIEWS_V3,
 ])
