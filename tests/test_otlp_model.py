@@ -107,3 +107,35 @@ def test_overload_answers_carry_retry_hints(warehouse, db_path, options, status,
         assert status_pb2.Status.FromString(details).details[0].Unpack(info)
         assert info.retry_delay.seconds > 0
     assert warehouse.scalar("SELECT count(*) FROM landing_otlp_request") == 0
+
+
+def test_a_request_that_cannot_be_modelled_is_quarantined_and_the_rest_kept(warehouse, db_path):
+    app = create_app(load_settings(db=db_path), warehouse)
+    modeller = app.state.otlp.modeller
+    real = modeller.model_requests
+
+    def flaky(wh, reqs):  # a modelling bug triggered by one request only
+        if any(b"poison" in r.raw for r in reqs):
+            raise RuntimeError("model bug")
+        return real(wh, reqs)
+
+    modeller.model_requests = flaky
+    with ThreadServer(app) as srv:
+        ids = [["ok-1"], ["poison-1"], ["ok-2"], ["ok-3"]]
+        for batch in ids:
+            r = httpx.post(srv.url + "/v1/logs", content=logs_request(batch),
+                           headers={"content-type": "application/x-protobuf"})
+            assert r.status_code == 200
+        reader = app.state.writer.reader()
+        from serve_support import wait_until
+
+        wait_until(lambda: reader.scalar("SELECT count(*) FROM quarantine WHERE source = 'otlp'") == 1
+                   and reader.scalar("SELECT count(*) FROM api_request") == 3, what="quarantine + the rest")
+        q = reader.query("SELECT origin, reason, raw FROM quarantine")[0]
+        assert "http request" in q["origin"] and "model bug" in q["reason"]
+        import base64
+
+        assert b"poison-1" in base64.b64decode(q["raw"])
+        assert {r["request_key"] for r in reader.query("SELECT request_key FROM api_request")} == {"ok-1", "ok-2", "ok-3"}
+        assert httpx.get(srv.url + "/healthz").json()["otlp"]["backlog_entries"] == 0
+        reader.close()
