@@ -197,12 +197,46 @@ class Result:
         return list(self.rows[0].keys()) if self.rows else [*self.group_by, "value", "sources"]
 
 
+# Modules under cclens.metrics that add metrics when imported (each calls :func:`register`), loaded the
+# first time the catalog is used. A new metric family is one module plus one entry here.
+METRIC_MODULES = ["delivery"]
+_loaded = False
+
+
+def load_modules() -> None:
+    """Import :data:`METRIC_MODULES` once (a module not written yet is skipped)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+
+    for name in METRIC_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+
+
+def register(metric: Metric, family: Any = None) -> None:
+    """Add ``metric`` to the catalog (idempotent by name). ``family``, when given, is a function
+    ``fn(facts) -> cte_name`` adding the fact family ``metric.family`` to a :class:`Facts` builder; its
+    rows have the standard columns (day, person, srcs, tier, …). New sources get a bit with
+    :func:`cclens.metrics.facts.register_source`."""
+    if family is not None and not hasattr(Facts, f"f_{metric.family}"):
+        setattr(Facts, f"f_{metric.family}", family)
+    METRICS.setdefault(metric.name, metric)
+
+
 def catalog() -> list[dict[str, Any]]:
     """Every metric's catalog entry, in catalog order."""
+    load_modules()
     return [m.describe() for m in METRICS.values()]
 
 
 def get(name: str) -> Metric:
+    load_modules()
     try:
         return METRICS[name]
     except KeyError:

@@ -38,6 +38,13 @@ SOURCE_BITS = {"transcripts": 1, "otel": 2, "claude_code_analytics": 4, "enterpr
 TR, OT, CCB, EAB, COSTB, PEOPLEB = (SOURCE_BITS[k] for k in SOURCE_BITS)
 
 
+def register_source(name: str) -> int:
+    """The bit of source ``name`` in ``srcs`` masks, allocating a new one for a new source."""
+    if name not in SOURCE_BITS:
+        SOURCE_BITS[name] = 1 << max(SOURCE_BITS.values()).bit_length()
+    return SOURCE_BITS[name]
+
+
 def mask_of(sources) -> int:
     """The bitmask of a list of source names."""
     return sum(SOURCE_BITS[s] for s in set(sources))
