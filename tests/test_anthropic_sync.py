@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+import hashlib
+import zlib
+from urllib.parse import urlencode, urlsplit
 
 import httpx2
 import orjson
@@ -116,8 +119,13 @@ def expected_cost(fake, first, end):
 
 
 def expected_users(fake, first, end):
-    return sorted((d, r["user"]["id"], r["user"]["email_address"], r) for d in days(first, end)
-                  for r in fake.users_records(d))
+    def row(d, r):
+        cc = r["claude_code_metrics"]
+        return (d, r["user"]["id"], r["user"]["email_address"], r["chat_metrics"]["message_count"],
+                cc["core_metrics"]["commit_count"], cc["core_metrics"]["lines_of_code"]["added_count"],
+                sum(t["accepted_count"] for t in cc["tool_actions"].values()),
+                sum(a["message_count"] for a in r["office_metrics"].values()), r["web_search_count"])
+    return sorted(row(d, r) for d in days(first, end) for r in fake.users_records(d))
 
 
 def actual_cc_daily(wh):
@@ -139,8 +147,9 @@ def actual_cost(wh):
 
 
 def actual_users(wh):
-    return sorted((r["day"], r["user_id"], r["email"], orjson.loads(r["record"]))
-                  for r in wh.query("SELECT day, user_id, email, record::VARCHAR AS record FROM engagement_day"))
+    return sorted(tuple(r.values()) for r in wh.query(
+        "SELECT day, user_id, email, chat_message_count, cc_commit_count, cc_lines_added, cc_tool_accepted, "
+        "office_message_count, web_search_count FROM engagement_day"))
 
 
 def assert_matches_fake(wh, fake):
@@ -186,11 +195,15 @@ def test_full_backfill_equals_the_fakes_data(fake, warehouse):
     assert state["last_success"] == NOW and state["last_error"] is None
     assert load_state(warehouse, "enterprise_analytics")["cursor"]["done_until"] == "2026-06-15T00:00:00Z"
     # landing keeps exact payloads with URL and query, never the key
-    row = warehouse.query("SELECT url, params::VARCHAR AS params, payload, request_id FROM landing_anthropic_page "
-                          "WHERE source = 'usage' ORDER BY fetched_at LIMIT 1")[0]
-    assert row["url"].endswith("/v1/organizations/usage_report/messages") and "group_by[]" in row["params"]
-    assert row["request_id"].startswith("req_fake")
-    assert orjson.loads(row["payload"])["data"]
+    for row in warehouse.query("SELECT url, params::VARCHAR AS params, payload_zlib, payload_bytes, payload_hash, "
+                               "request_id FROM landing_anthropic_page USING SAMPLE 5 ROWS"):
+        body = zlib.decompress(row["payload_zlib"])
+        assert len(body) == row["payload_bytes"] and hashlib.sha256(body).hexdigest() == row["payload_hash"]
+        assert row["request_id"].startswith("req_fake")
+        key = fake.ANALYTICS_KEY if "/analytics/" in row["url"] else fake.ADMIN_KEY
+        status, _, again = fake.handle("GET", urlsplit(row["url"]).path, urlencode([tuple(p) for p in orjson.loads(row["params"])]),
+                                       {"x-api-key": key, "anthropic-version": "2023-06-01"})
+        assert status == 200 and again == body, "landing holds exactly what the API served"
 
 
 def test_enterprise_never_asks_for_a_date_the_api_rejects(fake, warehouse):

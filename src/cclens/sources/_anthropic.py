@@ -27,8 +27,8 @@ from ._http import ApiClient, Page
 
 UTC = timezone.utc
 #: The relation the engine registers with a unit's pages while :meth:`ApiSource.replace` runs:
-#: page_index, day (the ``date`` query parameter, if any), url, params, page_cursor, next_page,
-#: request_id, payload (the body as text), fetched_at.
+#: seq (0..n-1 in fetch order), page_index, day (the day a one-day query asked for), url, params,
+#: page_cursor, next_page, request_id, payload (the body as text), fetched_at.
 PAGES = "_anthropic_pages"
 
 
@@ -139,3 +139,11 @@ def floor_to(ts: datetime, grain: timedelta) -> datetime:
     """``ts`` rounded down to a multiple of ``grain`` since the epoch (UTC)."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + ((ts - epoch) // grain) * grain
+
+
+def for_each_page(wh: Any, n_pages: int, table: str, select_sql: str) -> None:
+    """Create temp table ``table`` from ``select_sql`` (which reads :data:`PAGES` and has one ``?``
+    for ``seq``) run page by page, so DuckDB holds one parsed page at a time, not the whole unit."""
+    wh.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select_sql}", [0])
+    for seq in range(1, n_pages):
+        wh.execute(f"INSERT INTO {table} {select_sql}", [seq])

@@ -58,7 +58,7 @@ class EnterpriseAnalyticsSource(ApiSource):
     def __init__(self, settings: Any):
         super().__init__(settings)
         self.grain = timedelta(days=1)
-        self.unit_span = timedelta(days=7)
+        self.unit_span = timedelta(days=2)  # /users pages are big: a small unit keeps a sync's memory low
         self.lag_days = int(getattr(settings, "anthropic_enterprise_lag_days", 1))
         self.lookback_days = getattr(settings, "anthropic_enterprise_lookback_days", 90)
 
@@ -108,12 +108,12 @@ class EnterpriseAnalyticsSource(ApiSource):
         # Only days the API answered are replaced: a day it no longer serves keeps what we have.
         wh.execute(f"""DELETE FROM engagement_day WHERE day IN
                        (SELECT DISTINCT day FROM {PAGES} WHERE url LIKE '%{USERS_PATH}')""")
-        written += wh.scalar(f"""
+        insert_users = f"""
             INSERT INTO engagement_day (day, user_id, email, chat_message_count, chat_conversation_count,
                 chat_thinking_message_count, chat_artifacts_created_count, chat_projects_created_count,
                 cc_commit_count, cc_pull_request_count, cc_lines_added, cc_lines_removed, cc_session_count,
                 cc_tool_accepted, cc_tool_rejected, web_search_count, cowork_message_count, design_message_count,
-                office_message_count, science_message_count, last_activity_date, record, fetched_at, run_id)
+                office_message_count, science_message_count, last_activity_date, fetched_at, run_id)
             SELECT day, r.user.id, r.user.email_address, r.chat_metrics.message_count,
                    r.chat_metrics.distinct_conversation_count, r.chat_metrics.thinking_message_count,
                    r.chat_metrics.distinct_artifacts_created_count, r.chat_metrics.distinct_projects_created_count,
@@ -125,11 +125,11 @@ class EnterpriseAnalyticsSource(ApiSource):
                    {" + ".join(f"coalesce(r.claude_code_metrics.tool_actions.{t}.rejected_count, 0)" for t in CC_TOOLS)},
                    r.web_search_count, r.cowork_metrics.message_count, r.design_metrics.message_count,
                    {" + ".join(f"coalesce(r.office_metrics.{a}.message_count, 0)" for a in OFFICE_APPS)},
-                   r.science_metrics.message_count, TRY_CAST(left(r.last_activity_date, 10) AS DATE),
-                   rec, ?, ?
-            FROM (SELECT day, rec, from_json(rec, '{USER_SPEC}') AS r
-                  FROM (SELECT day, unnest(json_extract(payload, '$.data[*]')) AS rec
-                        FROM {PAGES} WHERE url LIKE '%{USERS_PATH}'))""", [fetched_at, run_id]) or 0
+                   r.science_metrics.message_count, TRY_CAST(left(r.last_activity_date, 10) AS DATE), ?, ?
+            FROM (SELECT day, unnest(from_json(payload, '{PAGE_SPEC}').data) AS r
+                  FROM {PAGES} WHERE seq = ? AND url LIKE '%{USERS_PATH}')"""
+        for seq in range(len(pages)):  # a page at a time: bounded memory for big pages
+            written += wh.scalar(insert_users, [fetched_at, run_id, seq]) or 0
         # /summaries: documented as {"summaries": [...]}, read by the SDKs as {"data": [...]}.
         wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE _engagement_summary AS
@@ -180,3 +180,4 @@ USER_SPEC = orjson.dumps({
     "science_metrics": {"message_count": "BIGINT"},
     "last_activity_date": "VARCHAR",
 }).decode()
+PAGE_SPEC = f'{{"data": [{USER_SPEC}]}}'

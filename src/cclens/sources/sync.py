@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import time
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
-import pyarrow as pa
 
 from ..errors import ConfigError, SourceAuthError, SourceError
 from ._anthropic import PAGES, UTC, ApiSource, Unit, UnitNotAvailable, day_start, floor_day, floor_to, iso, parse_ts
@@ -220,9 +220,9 @@ def _sync_source(source: ApiSource, client: ApiClient, wh: Any, submit: Submit, 
 
     def fetch(unit: Unit) -> tuple[Unit, list[Page], str | None]:
         try:
-            return unit, source.fetch(client, unit), None
+            return unit, compressed(source.fetch(client, unit)), None
         except UnitNotAvailable as exc:
-            return Unit(unit.start, exc.end or unit.start), exc.pages, exc.note
+            return Unit(unit.start, exc.end or unit.start), compressed(exc.pages), exc.note
 
     # The next unit is fetched while this one is written (DuckDB releases the GIL); units are still
     # committed strictly in order, and an error in a fetch surfaces only after the units before it.
@@ -257,18 +257,14 @@ def _sync_source(source: ApiSource, client: ApiClient, wh: Any, submit: Submit, 
     submit(lambda w: _save_success(w, source.name, result.rows, now, run_id, started, stats))
 
 
-def _write_unit(wh: Any, source: ApiSource, unit: Unit, pages: Sequence[Page], cursor: dict[str, Any],
-                run_id: str, now: datetime) -> tuple[int, int]:
+def _write_unit(wh: Any, source: ApiSource, unit: Unit, packed: Sequence[tuple[Page, bytes]],
+                cursor: dict[str, Any], run_id: str, now: datetime) -> tuple[int, int]:
+    pages = [p for p, _ in packed]
     fetched_at = pages[-1].fetched_at if pages else datetime.now(UTC)
-    wh.register(PAGES, pages_table(pages))
-    try:
-        rows = source.replace(wh, unit, pages, fetched_at, run_id)
-        landed = land_pages(wh, source.name, unit, run_id)
-    finally:
-        try:
-            wh.unregister(PAGES)
-        except Exception:  # noqa: BLE001 - an aborted transaction: the original error is the one to see
-            pass
+    stage_pages(wh, packed)
+    rows = source.replace(wh, unit, pages, fetched_at, run_id)
+    landed = land_pages(wh, source.name, unit, run_id, len(pages))
+    wh.execute(f"DROP TABLE IF EXISTS {PAGES}")
     wh.execute(
         "INSERT INTO source_state (source, cursor, last_attempt) VALUES (?, ?, ?) "
         "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, last_attempt = excluded.last_attempt",
@@ -276,37 +272,41 @@ def _write_unit(wh: Any, source: ApiSource, unit: Unit, pages: Sequence[Page], c
     return rows, landed
 
 
-def pages_table(pages: Sequence[Page]) -> pa.Table:
-    """A unit's pages as an Arrow table (the :data:`PAGES` relation): bodies as text, plus origin."""
-    def day_of(p: Page) -> date | None:  # the day a one-day query asked for
-        params = dict(p.params)
-        value = params.get("date") or params.get("starting_at")
-        return date.fromisoformat(value) if value and len(value) == 10 else None
-    return pa.table({
-        "page_index": pa.array([p.page_index for p in pages], pa.int32()),
-        "day": pa.array([day_of(p) for p in pages], pa.date32()),
-        "url": pa.array([p.url for p in pages], pa.string()),
-        "params": pa.array([orjson.dumps(p.params).decode() for p in pages], pa.string()),
-        "page_cursor": pa.array([p.page_cursor for p in pages], pa.string()),
-        "next_page": pa.array([p.next_page for p in pages], pa.string()),
-        "request_id": pa.array([p.request_id for p in pages], pa.string()),
-        "payload": pa.array([p.body.decode("utf-8", errors="replace") for p in pages], pa.string()),
-        "fetched_at": pa.array([p.fetched_at for p in pages], pa.timestamp("us", tz="UTC")),
-    })
+def compressed(pages: list[Page]) -> list[tuple[Page, bytes]]:
+    """Each page with its body zlib-compressed for landing (done on the fetching thread)."""
+    return [(p, zlib.compress(p.body, 1)) for p in pages]
 
 
-def land_pages(wh: Any, source: str, unit: Unit, run_id: str) -> int:
+def stage_pages(wh: Any, pages: Sequence[tuple[Page, bytes]]) -> None:
+    """Put a unit's pages in the temp table :data:`PAGES` (bodies as text, plus origin) for SQL."""
+    wh.execute(f"""CREATE OR REPLACE TEMP TABLE {PAGES} (seq INTEGER, page_index INTEGER, day DATE, url VARCHAR,
+                   params VARCHAR, page_cursor VARCHAR, next_page VARCHAR, request_id VARCHAR, payload VARCHAR,
+                   payload_zlib BLOB, payload_bytes BIGINT, fetched_at TIMESTAMPTZ)""")
+    for seq, (p, packed) in enumerate(pages):
+        query = dict(p.params)
+        asked = query.get("date") or query.get("starting_at")  # the day a one-day query asked for
+        wh.execute(f"INSERT INTO {PAGES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [seq, p.page_index, date.fromisoformat(asked) if asked and len(asked) == 10 else None, p.url,
+                    orjson.dumps(p.params).decode(), p.page_cursor, p.next_page, p.request_id,
+                    p.body.decode("utf-8", errors="replace"), packed, len(p.body), p.fetched_at])
+
+
+def land_pages(wh: Any, source: str, unit: Unit, run_id: str, n_pages: int) -> int:
     """Append the pages in :data:`PAGES` not already landed byte for byte (same URL, query and body);
-    returns how many were new. Identical re-fetches are not stored twice; revised pages are."""
-    return int(wh.scalar(f"""
-        INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
-            request_id, payload_hash, payload, fetched_at, run_id)
-        SELECT ?, coalesce(strftime(p.day, '%Y-%m-%d'), ?), p.url, p.params, p.page_cursor, p.page_index, p.next_page, p.request_id, p.hash, p.payload,
-               p.fetched_at, ?
-        FROM (SELECT *, sha256(payload) AS hash FROM {PAGES}) p
-        WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page l
-                          WHERE l.source = ? AND l.payload_hash = p.hash AND l.url = p.url
-                            AND l.params::VARCHAR = p.params)""", [source, unit.key, run_id, source]) or 0)
+    returns how many were new. Identical re-fetches are not stored twice; revised pages are. The body
+    is kept zlib-compressed (``payload_zlib``; ``zlib.decompress`` gives the exact bytes)."""
+    landed = 0
+    for seq in range(n_pages):
+        landed += int(wh.scalar(f"""
+            INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
+                request_id, payload_hash, payload_zlib, payload_bytes, fetched_at, run_id)
+            SELECT ?, coalesce(strftime(p.day, '%Y-%m-%d'), ?), p.url, p.params, p.page_cursor, p.page_index,
+                   p.next_page, p.request_id, p.hash, p.payload_zlib, p.payload_bytes, p.fetched_at, ?
+            FROM (SELECT *, sha256(payload) AS hash FROM {PAGES} WHERE seq = ?) p
+            WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page l
+                              WHERE l.source = ? AND l.payload_hash = p.hash AND l.url = p.url
+                                AND l.params::VARCHAR = p.params)""", [source, unit.key, run_id, seq, source]) or 0)
+    return landed
 
 
 def load_state(wh: Any, source: str) -> dict[str, Any]:
@@ -398,4 +398,4 @@ def describe(results: Sequence[SyncResult]) -> list[dict[str, Any]]:
 
 
 __all__ = ["SOURCE_NAMES", "SCHEDULE", "SyncResult", "sync", "run_due_syncs", "due_sources", "next_due",
-           "plan_units", "advance", "land_pages", "pages_table", "load_state", "resolve_sources"]
+           "plan_units", "advance", "land_pages", "stage_pages", "load_state", "resolve_sources"]

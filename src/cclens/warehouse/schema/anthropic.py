@@ -1,7 +1,8 @@
 """Tables of the Anthropic reporting API sources (component ``anthropic``).
 
-Landing: ``landing_anthropic_page`` keeps every distinct page each API returned, byte for byte, with
-the URL, query (never a key), the cursor sent and when. A re-fetch that returns an identical page is
+Landing: ``landing_anthropic_page`` keeps every distinct page each API returned, byte for byte
+(``zlib.decompress(payload_zlib)``; see migration v2), with the URL, query (never a key), the cursor
+sent and when. A re-fetch that returns an identical page is
 not stored twice; a revised page is stored again, so every version the API ever served is kept.
 
 Model (all days are UTC days, all amounts in the API's units, named so):
@@ -15,7 +16,7 @@ Model (all days are UTC days, all amounts in the API's units, named so):
 - ``cost_day``       Cost API: one row per UTC day x group combination; ``amount_cents`` parsed from
                      the API's decimal string, ``amount_raw`` kept as sent.
 - ``engagement_day`` Enterprise Analytics ``/users``: one row per user x UTC day; headline metrics as
-                     columns, the whole record in ``record``.
+                     columns (the whole record stays in landing).
 - ``engagement_summary_day`` Enterprise Analytics ``/summaries``: one row per UTC day.
 
 The sync engine replaces a unit (a day, or a range of buckets) of model rows in the same transaction
@@ -172,6 +173,28 @@ register("anthropic", [
         fetched_at                  TIMESTAMPTZ NOT NULL,
         run_id                      VARCHAR
     );
+    CREATE OR REPLACE VIEW anthropic_identity AS
+    SELECT 'claude_code_analytics' AS source, email, NULL::VARCHAR AS account_id,
+           api_key_name, NULL::VARCHAR AS api_key_id, min(day) AS first_day, max(day) AS last_day
+      FROM cc_actor_day GROUP BY ALL
+    UNION ALL
+    SELECT 'usage', NULL, account_id, NULL, api_key_id, min(bucket_start)::DATE, max(bucket_start)::DATE
+      FROM usage_bucket WHERE account_id IS NOT NULL OR api_key_id IS NOT NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'enterprise_analytics', email, user_id, NULL, NULL, min(day), max(day)
+      FROM engagement_day WHERE email IS NOT NULL OR user_id IS NOT NULL GROUP BY ALL;
+    """,
+    # v2: (1) the whole /users record is already in landing, byte for byte; a second copy per row doubled
+    # the warehouse and the memory of a sync. Re-model from landing_anthropic_page when a metric is added.
+    # (2) landing keeps each body zlib-compressed (exact bytes: zlib.decompress(payload_zlib)): pages are
+    # 1-3 MB of JSON, and checkpointing strings that size cost DuckDB ~200 MB of memory; compressed
+    # they are ~16x smaller on disk and in memory.
+    """
+    DROP VIEW IF EXISTS anthropic_identity;
+    ALTER TABLE engagement_day DROP COLUMN record;
+    ALTER TABLE landing_anthropic_page DROP COLUMN payload;
+    ALTER TABLE landing_anthropic_page ADD COLUMN payload_zlib BLOB;
+    ALTER TABLE landing_anthropic_page ADD COLUMN payload_bytes BIGINT;
     CREATE OR REPLACE VIEW anthropic_identity AS
     SELECT 'claude_code_analytics' AS source, email, NULL::VARCHAR AS account_id,
            api_key_name, NULL::VARCHAR AS api_key_id, min(day) AS first_day, max(day) AS last_day
