@@ -161,3 +161,17 @@ def test_sql_endpoint_roles(served):
     r = httpx.post(served.url + "/api/v1/query", json={"sql": "SELECT ? AS x", "params": [7]},
                    headers={"authorization": "Bearer local-secret"})
     assert r.status_code == 200 and r.json() == {"columns": ["x"], "rows": [[7]]}
+
+
+def test_reads_and_refused_sql_are_audited(served):
+    assert get(served, "/api/v1/metrics/tokens", group_by="team", **MARCH).status_code == 200
+    assert sql(served, "SELECT count(*) FROM person").status_code == 200
+    assert sql(served, "SELECT * FROM read_csv('/etc/passwd')").status_code == 400
+    r = httpx.post(served.url + "/api/v1/query",
+                   json={"sql": "SELECT action, role, ok, rows, arguments FROM audit_log WHERE surface = 'rest' "
+                                "ORDER BY ts"}, headers={"authorization": "Bearer local-secret"})
+    rows = [dict(zip(r.json()["columns"], row)) for row in r.json()["rows"]]
+    assert [(x["action"], x["role"], x["ok"], x["rows"]) for x in rows] == [
+        ("GET /api/v1/metrics/{name}", "viewer", True, 3), ("POST /api/v1/query", "analyst", True, 1),
+        ("POST /api/v1/query", "analyst", False, None)]
+    assert "read_csv" in rows[2]["arguments"] and served.tokens["analyst"] not in str(rows)

@@ -14,6 +14,8 @@
   role ``analyst`` gets the sandbox (:mod:`cclens.metrics.sql_guard`): one SELECT, no file or network
   table functions, ``max_rows`` (default 10,000, at most 100,000) and ``timeout`` (default 30 s).
 
+Metric reads and sandboxed SQL (accepted or refused) are written to the audit log (:mod:`cclens.audit`).
+
 Readers need ``viewer`` or above (anonymous on an open loopback bind, like every read endpoint). A viewer
 token limited to teams gets the catalog and metrics for its teams only
 (:func:`cclens.metrics.scope.restrict_to_teams`; 403 for a team outside it or an organisation-wide metric);
@@ -124,6 +126,20 @@ async def _read(writer: Writer, fn: Callable[[Any], Any]) -> Any:
         raise HTTPException(400, str(exc)) from None
 
 
+async def _audit(request: Request, writer: Writer, action: str, arguments: dict[str, Any], *, rows: int | None = None,
+                 error: str | None = None, t0: float | None = None, principal: Principal | None = None) -> None:
+    """Record one read in the audit log (``cclens.audit``), through the writer."""
+    import time
+
+    from ..audit import AuditEntry, record
+
+    p = principal or request.app.state.authenticator.principal(request.headers.get("authorization"))
+    entry = AuditEntry(principal=(p.token_id if p and p.token_id else "anonymous"), role=p.role if p else "anonymous",
+                       surface="rest", action=action, arguments=arguments, rows=rows, ok=error is None, error=error,
+                       duration_ms=round((time.perf_counter() - t0) * 1000, 1) if t0 else None)
+    await writer.run(lambda wh: record(wh, entry))
+
+
 def _list(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
@@ -186,8 +202,19 @@ async def metric(name: str, request: Request,
     except AccessDeniedError as exc:
         raise HTTPException(403, str(exc)) from None
     prices = _prices(request)
-    res = await _read(writer, lambda wh: compute(wh, name, since=day_from, until=day_to, tz=zone,
-                                                 group_by=_list(group_by), filters=filters, prices=prices))
+    import time
+
+    t0 = time.perf_counter()
+    args = {"metric": name, "since": day_from, "until": day_to, "tz": zone, "group_by": _list(group_by),
+            "filters": filters, "format": fmt}
+    try:
+        res = await _read(writer, lambda wh: compute(wh, name, since=day_from, until=day_to, tz=zone,
+                                                     group_by=_list(group_by), filters=filters, prices=prices))
+    except HTTPException as exc:
+        await _audit(request, writer, "GET /api/v1/metrics/{name}", args, error=str(exc.detail), t0=t0,
+                     principal=principal)
+        raise
+    await _audit(request, writer, "GET /api/v1/metrics/{name}", args, rows=len(res.rows), t0=t0, principal=principal)
     return rows_response(res.rows, fmt, json_body=res.to_dict(), filename=name)
 
 
@@ -308,7 +335,16 @@ async def sandbox_query(sql: str, params: list[Any], request: Request, writer: W
     fmt = _fmt(request, q.get("format"))
     if params:
         raise HTTPException(400, "the SQL sandbox takes no parameters; put literal values in the SQL")
-    res = await _read(writer, lambda wh: run_sandboxed(wh, sql, max_rows=max_rows, timeout_s=timeout))
+    import time
+
+    t0 = time.perf_counter()
+    args = {"sql": sql, "max_rows": max_rows, "timeout": timeout, "format": fmt}
+    try:
+        res = await _read(writer, lambda wh: run_sandboxed(wh, sql, max_rows=max_rows, timeout_s=timeout))
+    except HTTPException as exc:  # refused or failed SQL is audited too
+        await _audit(request, writer, "POST /api/v1/query", args, error=str(exc.detail), t0=t0)
+        raise
+    await _audit(request, writer, "POST /api/v1/query", args, rows=res.table.num_rows, t0=t0)
     headers = {"x-cclens-truncated": "true" if res.truncated else "false", "x-cclens-rows": str(res.table.num_rows)}
     if fmt == "json":
         resp = Response(orjson.dumps(res.to_json(), default=_default), media_type="application/json")
