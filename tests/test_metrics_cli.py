@@ -75,6 +75,10 @@ def _check_reads(db: Path, tmp_path: Path) -> None:
 
 def test_cli_on_the_file(org_db, tmp_path):
     _check_reads(org_db, tmp_path)
+    # `cclens report METRIC` is the same as `cclens metric METRIC`; the lead's report commands keep their names
+    alias = json.loads(cclens(org_db, "report", "tokens", "-g", "team", *MARCH, "-f", "json").stdout)
+    assert {r["team"]: r["value"] for r in alias["rows"]} == {"platform": 2270, "web": 10980, "(no team)": 12020}
+    assert "session_id" in json.loads(cclens(org_db, "report", "sessions", "-f", "json", "--no-refresh").stdout)[0]
     out = cclens(org_db, "people", "link", "otel_user_id:uid-zed", "eve")
     assert out.returncode == 0 and "linked otel_user_id:uid-zed to eve" in out.stdout
     people = json.loads(cclens(org_db, "people", "list", "-f", "json").stdout)

@@ -182,3 +182,28 @@ def export(ctx: typer.Context,
     for path, n in counts.items():
         typer.echo(f"{path}: {n:,} rows")
 
+
+
+def _report_alias(metric_name: str):
+    def command(ctx: typer.Context, group_by: Optional[list[str]] = GROUP_BY_OPTION,
+                filters: Optional[list[str]] = FILTER_OPTION, team: Optional[str] = TEAM_OPTION,
+                since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
+                tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION) -> None:
+        metric(ctx, metric_name, group_by, filters, team, since, until, tz, fmt)
+
+    command.__doc__ = f"The catalog metric {metric_name} (same as `cclens metric {metric_name}`)."
+    return command
+
+
+def _register_report_aliases() -> None:
+    """`cclens report METRIC` for every core catalog metric whose name is not already a report command
+    (hidden from `report --help`; `cclens metrics` lists them)."""
+    from ..metrics.catalog import METRICS
+
+    taken = {c.name or (c.callback.__name__ if c.callback else "") for c in report_app.registered_commands}
+    for name in METRICS:
+        if name not in taken:
+            report_app.command(name, hidden=True)(_report_alias(name))
+
+
+_register_report_aliases()
