@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..metrics import delivery
-from .dashboard_model import Column, Empty, Kpi, Kpis, Page, Prov, Table
+from .dashboard_model import Column, Empty, Kpi, Kpis, Page, Prov, Table, fmt
 
 SOURCES = ("git", "github", "jira", "lineage", "transcripts", "otel")
 DOC = "docs/lineage.md"
@@ -38,20 +38,20 @@ def delivery_page(ctx: Any) -> Page:
             _prov("merged_pull_requests", f"{t['merged_prs']} merged in all; assisted = a commit attributed to a "
                   "Claude Code session, or Claude Code's trailer")),
         Kpi("cycle_a", "PR cycle time, assisted (h)", a["cycle_time_median_h"], "num",
-            _prov("pr_cycle_time", f"median first commit → merge; not assisted: {n['cycle_time_median_h']}"),
+            _prov("pr_cycle_time", f"median first commit → merge; not assisted: {fmt(n['cycle_time_median_h'], 'num')} h"),
             good_when_up=False),
         Kpi("review_a", "Review lag, assisted (h)", a["review_lag_median_h"], "num",
-            _prov("pr_review_lag", f"median opened → first review; not assisted: {n['review_lag_median_h']}"),
+            _prov("pr_review_lag", f"median opened → first review; not assisted: {fmt(n['review_lag_median_h'], 'num')} h"),
             good_when_up=False),
         Kpi("lead", "Lead time for changes (h)", t["lead_time_median_h"], "num",
             _prov("lead_time_for_changes", "median first commit → production deployment"), good_when_up=False),
         Kpi("deploys", "Production deployments", t["deployments"], "int",
-            _prov("deployments", f"successful; change failure rate {t['change_failure_rate']}")),
+            _prov("deployments", f"successful; change failure rate {fmt(t['change_failure_rate'], 'pct')}")),
         Kpi("cost_pr", "Claude Code cost per assisted PR", a["cost_per_merged_pr_usd"], "usd",
             _prov("cost_per_merged_pr", "sessions' cost shared by their attributed commits, summed per PR")),
         Kpi("share", "Commits attributed to Claude Code", t["attributed_commit_share"], "pct",
             _prov("attributed_commit_share", f"of {t['commits'] or 0} reachable non-merge commits; lines: "
-                  f"{t['attributed_line_share']}")),
+                  f"{fmt(t['attributed_line_share'], 'pct')}")),
     ]))
     metrics = [k for k in summary["all"] if k != "segment"]
     page.add(Table("summary", "Assisted and not", [Column("metric", "Metric"), Column("assisted", "Assisted", "num"),
