@@ -18,6 +18,9 @@ Scenarios (``FakeMessagesAPI(scenario=…)``):
                 then runs ``Bash cat hello.txt`` and ends with text.
 ``git_commit``  0: text + ``Write feature.py``; 1: ``Bash git add feature.py && git commit -m …`` (with a
                 ``Co-Authored-By: Claude`` trailer; run it in a git repository); 2: final text.
+``mcp_call``    the prompt carries ``MCP_CALL: {"tool": "mcp__<server>__<tool>", "input": {…}}``; 0: text + a
+                ``tool_use`` of that tool when Claude Code offers it (else text saying it is missing, ending the
+                turn); 1: final text. The ``tool_result`` Claude Code sends back is in the next request.
 a callable      ``scenario(request: MessagesRequest) -> Reply | None``; ``None`` falls back to ``write_bash``.
 
 Usage per step, as (input, cache_creation, cache_read, output): 0 = 120/4000/0/60, 1 = 30/150/4000/40,
@@ -179,10 +182,52 @@ def git_commit_script(req: MessagesRequest) -> Reply:
     return Reply([_text(f"Done: committed {GIT_COMMIT_FILE}.")], usage)
 
 
+MCP_CALL_MARKER = "MCP_CALL:"
+
+
+def mcp_call_of(req: MessagesRequest) -> dict[str, Any]:
+    """The ``{"tool", "input"}`` object after ``MCP_CALL:`` in the first user message ({} if none)."""
+    text = req.first_user_text
+    at = text.find(MCP_CALL_MARKER)
+    if at < 0:
+        return {}
+    try:
+        call, _ = json.JSONDecoder().raw_decode(text[at + len(MCP_CALL_MARKER):].lstrip())
+    except ValueError:
+        return {}
+    return call if isinstance(call, dict) else {}
+
+
+def mcp_call_script(req: MessagesRequest) -> Reply:
+    """Call the MCP tool named in the prompt (``MCP_CALL:``) once, then finish."""
+    call = mcp_call_of(req)
+    step = min(req.step, 1)
+    usage = STEP_USAGE[step]
+    if step == 1:
+        return Reply([_text("Done: the figures are above.")], usage)
+    if call.get("tool") not in req.tool_names:
+        return Reply([_text(f"The tool {call.get('tool')!r} is not available here.")], usage)
+    return Reply([_text("Let me look that up."), _tool(call["tool"], call.get("input") or {})], usage, "tool_use")
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``tool_result`` blocks of a request body, each with its text joined under ``text``."""
+    out = []
+    for msg in body.get("messages") or []:
+        for block in msg.get("content") if isinstance(msg.get("content"), list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                content = block.get("content")
+                parts = [content] if isinstance(content, str) else [
+                    c.get("text", "") for c in content or [] if isinstance(c, dict) and c.get("type") == "text"]
+                out.append({**block, "text": "\n".join(parts)})
+    return out
+
+
 SCENARIOS: dict[str, Callable[[MessagesRequest], Reply]] = {
     "write_bash": write_bash_script,
     "subagent": subagent_script,
     "git_commit": git_commit_script,
+    "mcp_call": mcp_call_script,
 }
 
 

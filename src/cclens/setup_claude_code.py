@@ -19,6 +19,12 @@
 user's own hooks or env (earlier cclens entries are replaced, so re-running is idempotent);
 :func:`write_settings` writes it atomically, keeping a backup. :func:`settings_path` says where each
 scope lives, including the managed (organisation-wide) file.
+
+With ``--mcp``, :func:`setup_mcp` also adds the cclens MCP server to Claude Code's MCP configuration, in the
+format ``claude mcp add`` writes: ``~/.claude.json`` ``mcpServers`` (user scope; ``projects.<dir>.mcpServers``
+for local scope), ``<project>/.mcp.json`` (project scope) or ``managed-mcp.json``. An HTTP entry is
+``{"type": "http", "url": "<server>/mcp", "headers": {"Authorization": "Bearer …"}}``, a stdio entry
+``{"type": "stdio", "command": "…/cclens", "args": ["--db", "…", "mcp"], "env": {}}`` (:func:`mcp_entry`).
 """
 
 from __future__ import annotations
@@ -275,3 +281,84 @@ def setup_claude_code(opts: SetupOptions, *, scope: str = "user", path: Path | N
     merged = merge_settings(load_settings_file(target), fragment)
     backup = write_settings(target, merged)
     return target, merged, backup
+
+
+# -- the cclens MCP server in Claude Code's MCP configuration -------------------------------------------------
+MCP_TRANSPORTS = ("http", "stdio")
+MCP_TOKEN_ENV = "CCLENS_MCP_TOKEN"
+
+
+def default_cclens_command() -> list[str]:
+    """This installation's ``cclens``: the script next to the interpreter, else on PATH, else
+    ``<python> -m cclens.cli``."""
+    beside = Path(sys.executable).with_name("cclens")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("cclens")
+    return [found] if found else [sys.executable, "-m", "cclens.cli"]
+
+
+def mcp_entry(transport: str, *, server: str | None = None, token: str | None = None,
+              db: str | Path | None = None, command: list[str] | None = None,
+              token_in_env: bool = False) -> dict[str, Any]:
+    """The ``mcpServers`` entry for cclens: ``http`` (``<server>/mcp`` with the bearer token; with
+    ``token_in_env`` the header reads ``${CCLENS_MCP_TOKEN}`` instead, for files kept in git) or ``stdio``
+    (``cclens [--db DB] mcp``)."""
+    if transport not in MCP_TRANSPORTS:
+        raise ConfigError(f"unknown MCP transport {transport!r}; use http or stdio")
+    if transport == "http":
+        if not server:
+            raise ConfigError("the http MCP transport needs --server URL (the address of cclens serve)")
+        entry: dict[str, Any] = {"type": "http", "url": f"{normalise_server(server)}/mcp"}
+        if token or token_in_env:
+            entry["headers"] = {"Authorization": f"Bearer ${{{MCP_TOKEN_ENV}}}" if token_in_env else f"Bearer {token}"}
+        return entry
+    cmd = list(command or default_cclens_command())
+    args = [*cmd[1:], *(["--db", str(Path(db).expanduser().resolve())] if db else []), "mcp"]
+    return {"type": "stdio", "command": cmd[0], "args": args, "env": {}}
+
+
+def claude_json_path() -> Path:
+    """Claude Code's own state file, which holds user- and local-scope MCP servers (``~/.claude.json``, or
+    ``$CLAUDE_CONFIG_DIR/.claude.json``)."""
+    config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
+    return (Path(config_dir.split(",")[0]).expanduser() if config_dir else Path.home()) / ".claude.json"
+
+
+def mcp_config_location(scope: str, *, project_dir: Path | None = None) -> tuple[Path, list[str]]:
+    """Where ``scope`` keeps MCP servers: the file and the keys leading to its ``mcpServers`` object."""
+    project = (project_dir or Path.cwd()).resolve()
+    if scope == "user":
+        return claude_json_path(), ["mcpServers"]
+    if scope == "local":
+        return claude_json_path(), ["projects", str(project), "mcpServers"]
+    if scope == "project":
+        return project / ".mcp.json", ["mcpServers"]
+    if scope == "managed":
+        return managed_dir() / "managed-mcp.json", ["mcpServers"]
+    raise ConfigError(f"unknown settings scope {scope!r}; use one of {', '.join(SCOPES)}")
+
+
+def merge_mcp(existing: dict[str, Any], keys: list[str], name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """``existing`` with ``entry`` set as server ``name`` under ``keys``; everything else kept."""
+    doc = json.loads(json.dumps(existing))
+    node = doc
+    for key in keys:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[name] = entry
+    return doc
+
+
+def setup_mcp(entry: dict[str, Any], *, name: str = "cclens", scope: str = "user", path: Path | None = None,
+              project_dir: Path | None = None, write: bool = False) -> tuple[Path, dict[str, Any], Path | None]:
+    """Add ``entry`` as MCP server ``name`` in the configuration of ``scope`` (or the ``mcpServers`` of
+    ``path``). Returns ``(target, document written or the fragment to merge, backup)``."""
+    target, keys = (path, ["mcpServers"]) if path else mcp_config_location(scope, project_dir=project_dir)
+    if not write:
+        return target, merge_mcp({}, keys, name, entry), None
+    merged = merge_mcp(load_settings_file(target), keys, name, entry)
+    return target, merged, write_settings(target, merged)

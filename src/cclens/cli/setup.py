@@ -36,6 +36,15 @@ def setup_claude_code_command(
                                                "(default: this installation's cclens-hook; use `cclens-hook` "
                                                "for --managed when installed on every PATH)."),
     log_prompts: bool = typer.Option(False, "--log-prompts", help="Also send prompt text in OTel events."),
+    mcp: bool = typer.Option(False, "--mcp", help="Also add the cclens MCP server to Claude Code's MCP "
+                             "configuration (user scope: ~/.claude.json; project: .mcp.json; local; managed)."),
+    mcp_only: bool = typer.Option(False, "--mcp-only", help="Only add the MCP server (no telemetry, no hooks)."),
+    mcp_transport: str = typer.Option("http", "--mcp-transport", help="http (<server>/mcp with --mcp-token) or "
+                                      "stdio (Claude Code runs `cclens mcp` on this machine's warehouse)."),
+    mcp_token: Optional[str] = typer.Option(None, "--mcp-token", help="A viewer or analyst token for the HTTP MCP "
+                                            "endpoint (project scope writes ${CCLENS_MCP_TOKEN} instead)."),
+    mcp_name: str = typer.Option("cclens", "--mcp-name", help="The server's name in Claude Code (its tools are "
+                                 "mcp__<name>__<tool>)."),
 ) -> None:
     """Print (or, with --write, merge into the right settings file) the Claude Code `env` block (OTLP
     telemetry to the server) and `hooks` block (every hook event to the server).
@@ -43,12 +52,16 @@ def setup_claude_code_command(
     Examples:
       cclens setup claude-code --server http://127.0.0.1:8765 --write
       cclens setup claude-code --server https://cclens.example.com --token $TOKEN --managed > managed-settings.json
+      cclens setup claude-code --server http://127.0.0.1:8765 --mcp-only --mcp-token $VIEWER_TOKEN --write
     """
     from ..errors import ConfigError
     from ..setup_claude_code import SetupOptions, setup_claude_code
 
     settings = state(ctx).settings
     url = server or settings.server_url
+    if mcp_only:
+        return _add_mcp(ctx, url=url, transport=mcp_transport, token=mcp_token, name=mcp_name,
+                        scope="managed" if managed else scope, write=write)
     if not url:
         raise ConfigError("no server: pass --server URL (the address Claude Code can reach cclens serve at)")
     secret = token or (settings.server_token.get_secret_value() if settings.server_token else None)
@@ -63,6 +76,34 @@ def setup_claude_code_command(
     else:
         typer.echo(json.dumps(doc, indent=2))
         err.print(f"merge this into {target}, or run again with --write")
+    if mcp:
+        _add_mcp(ctx, url=url, transport=mcp_transport, token=mcp_token, name=mcp_name,
+                 scope="managed" if managed else scope, write=write)
+
+
+def _add_mcp(ctx: typer.Context, *, url: Optional[str], transport: str, token: Optional[str], name: str,
+             scope: str, write: bool) -> None:
+    """Add (or print) the cclens MCP server entry for Claude Code (docs/mcp.md)."""
+    from ..server.auth import is_loopback
+    from ..setup_claude_code import MCP_TOKEN_ENV, mcp_entry, setup_mcp
+
+    entry = mcp_entry(transport, server=url, token=token, db=state(ctx).settings.db,
+                      token_in_env=scope == "project" and bool(token))
+    target, doc, backup = setup_mcp(entry, name=name, scope=scope, write=write)
+    err = Console(stderr=True)
+    if write:
+        err.print(f"added MCP server {name} ({entry['type']}) to {target}"
+                  + (f" (previous version: {backup})" if backup else ""))
+    else:
+        typer.echo(json.dumps(doc, indent=2))
+        err.print(f"merge this into {target}, or run again with --write")
+    if transport == "http" and not token:
+        from urllib.parse import urlsplit
+
+        if not is_loopback(urlsplit(entry["url"]).hostname or ""):
+            err.print("the MCP endpoint of a server off loopback needs a token: add --mcp-token (a viewer token)")
+    if scope == "project" and token:
+        err.print(f"the token is not written to .mcp.json: set {MCP_TOKEN_ENV} where Claude Code runs")
 
 
 @app.command("doctor")

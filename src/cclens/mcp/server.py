@@ -28,7 +28,7 @@ from .. import __version__
 from ..audit import AuditEntry
 from ..config import Settings
 from ..errors import CclensError
-from ..metrics.catalog import GROUP_BY, METRICS
+from ..metrics.catalog import GROUP_BY, METRICS, load_modules
 from . import text, tools
 from .tools import Caller
 
@@ -61,7 +61,9 @@ class Backend(Protocol):
 
 
 # -- argument types (their JSON schema is what the model sees) ---------------------------------------------
+load_modules()  # every metric family registered, so the enums below list them all
 MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
+MetricGroup = Literal[tuple(dict.fromkeys(m.group for m in METRICS.values()))]  # type: ignore[valid-type]
 Dimension = Literal[tuple(GROUP_BY)]  # type: ignore[valid-type]
 PeopleDimension = Literal["person", "team"]
 Day = Annotated[str | None, Field(description="A day, YYYY-MM-DD (inclusive, in tz). Default: see the tool.",
@@ -240,9 +242,7 @@ def build_server(backend: Backend) -> MCPServer:
     @server.tool(name="list_metrics", title="List metrics", annotations=READ_ONLY, description=(
         "List the metric catalog: every metric cclens computes, with its unit, description, the sources that "
         "feed it and the dimensions it can be grouped by. Call this first to pick a metric name for get_metric."))
-    async def list_metrics(group: Annotated[Literal["adoption", "output", "tokens", "cost", "engagement",
-                                                    "efficiency"] | None,
-                                            Field(description="Only this group of metrics.")] = None,
+    async def list_metrics(group: Annotated[MetricGroup | None, Field(description="Only this group of metrics.")] = None,
                            ) -> Annotated[CallToolResult, CatalogOut]:
         data = guard(lambda: tools.list_metrics(group))
         return CallToolResult(content=[TextContent(type="text", text=text.catalog(data))], structured_content=data)
