@@ -120,7 +120,7 @@ def _session_commit_exact(wh: Any, now: datetime) -> None:
             SELECT ev.*, c.sha, c.repo_id, r.local_path,
                    CASE WHEN r.local_path IS NOT NULL AND coalesce(ev.cwd, s.cwd) IS NOT NULL
                              AND {_repo_of_cwd('coalesce(ev.cwd, s.cwd)', 'r.local_path')} THEN 1 ELSE 0 END AS in_cwd
-            FROM ev JOIN commit c ON starts_with(c.sha, ev.short_sha)
+            FROM ev JOIN commit c ON left(c.sha, 7) = left(ev.short_sha, 7) AND starts_with(c.sha, ev.short_sha)
             LEFT JOIN repository r ON r.repo_id = c.repo_id
             LEFT JOIN sess s ON s.session_id = ev.session_id),
         -- prefer commits of the repository the session worked in; drop a short SHA that still means
