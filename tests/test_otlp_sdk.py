@@ -19,8 +19,6 @@ def server(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CCLENS_", "OTEL_"))}
     env["HOME"] = str(base)
     srv = ServeProcess(base / "wh.duckdb", env=env)
-    os.environ.clear()
-    os.environ.update(env)
     srv.start()
     yield srv
     code = srv.stop()
