@@ -109,6 +109,7 @@ def client(url: str, days: int, db: str, memory_limit: str | None) -> dict:
         wh.execute(f"SET memory_limit = '{memory_limit}'")
     rows = []
     start = time.perf_counter()
+    cpu0 = _cpu()
     for source, count_sql in SOURCES:
         t0 = time.perf_counter()
         (result,) = sync(settings, wh, [source], now=NOW, throttle=False)
@@ -119,12 +120,19 @@ def client(url: str, days: int, db: str, memory_limit: str | None) -> dict:
         rows.append({"source": source, "requests": result.requests, "records": records,
                      "model_rows": result.rows, "seconds": secs, "records_per_s": records / secs})
     total = time.perf_counter() - start
+    cpu = _cpu() - cpu0
     wh.checkpoint()
     wh.close()
     records = sum(r["records"] for r in rows)
-    return {"rows": rows, "seconds": total, "records": records, "records_per_s": records / total,
+    load = os.getloadavg()
+    return {"load": f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min)","rows": rows, "seconds": total, "cpu_seconds": cpu, "records": records, "records_per_s": records / total,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "db_mb": Path(db).stat().st_size / 1024 / 1024}
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_client(url: str, days: int, db: Path, memory_limit: str | None) -> dict:
@@ -148,6 +156,9 @@ def table(summary: dict, warm_s: float | None, people: int, days: int, info: dic
     lines.append(f"| **all** | {sum(r['requests'] for r in rows):,} | {summary['records']:,} | "
                  f"{sum(r['model_rows'] for r in rows):,} | **{summary['seconds']:.1f}** | "
                  f"{summary['records_per_s']:,.0f} |")
+    lines += ["", f"CPU time of the syncing process (all its threads, DuckDB's included): "
+              f"{summary['cpu_seconds']:.1f} s for {summary['seconds']:.1f} s of wall time; load average "
+              f"{summary.get('load', '?')} on this machine during the run."]
     lines += ["", f"Peak RSS of the syncing process: **{summary['peak_mb']:.0f} MB** (DuckDB memory_limit "
               f"{memory_limit or 'default, 80% of RAM'}); warehouse file {summary['db_mb']:.0f} MB (landing keeps "
               "every page's payload)."]
@@ -175,7 +186,7 @@ def main() -> int:
     ap.add_argument("--people", type=int, default=500)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--full", action="store_true", help="365 days x 2,000 people (the issue's target)")
-    ap.add_argument("--duckdb-memory-limit", default="256MB",
+    ap.add_argument("--duckdb-memory-limit", default="128MB",
                     help="DuckDB memory_limit of the measured client ('' = DuckDB's default, 80%% of RAM)")
     ap.add_argument("--no-warm", action="store_true", help="measure while the fake generates (slower, noisier)")
     ap.add_argument("--no-record", action="store_true", help="do not write docs/benchmarks.md")

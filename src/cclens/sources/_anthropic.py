@@ -28,7 +28,8 @@ from ._http import ApiClient, Page
 UTC = timezone.utc
 #: The relation the engine registers with a unit's pages while :meth:`ApiSource.replace` runs:
 #: seq (0..n-1 in fetch order), page_index, day (the day a one-day query asked for), url, params,
-#: page_cursor, next_page, request_id, payload (the body as text), fetched_at.
+#: page_cursor, next_page, request_id, payload (the body, BLOB: read it as ``decode(payload)``),
+#: payload_zlib, payload_bytes, payload_hash, fetched_at.
 PAGES = "_anthropic_pages"
 
 

@@ -67,7 +67,7 @@ class ClaudeCodeAnalyticsSource(ApiSource):
                    coalesce(r.is_remote, false) AS is_remote, coalesce(r.terminal_type, '') AS terminal_type,
                    r.organization_id, r.customer_type, r.subscription_type,
                    r.core_metrics AS core, r.tool_actions AS tools, r.model_breakdown AS models
-            FROM (SELECT day, unnest(from_json(payload, '{RECORD_SPEC}').data) AS r FROM {PAGES} WHERE seq = ?)""")
+            FROM (SELECT day, unnest(from_json(decode(payload), '{RECORD_SPEC}').data) AS r FROM {PAGES} WHERE seq = ?)""")
         key = "day, actor_type, actor_id, is_remote, terminal_type"
         rows = wh.scalar(f"""
             INSERT INTO cc_actor_day (day, actor_type, actor_id, email, api_key_name, is_remote, terminal_type,

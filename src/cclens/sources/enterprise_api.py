@@ -126,7 +126,7 @@ class EnterpriseAnalyticsSource(ApiSource):
                    r.web_search_count, r.cowork_metrics.message_count, r.design_metrics.message_count,
                    {" + ".join(f"coalesce(r.office_metrics.{a}.message_count, 0)" for a in OFFICE_APPS)},
                    r.science_metrics.message_count, TRY_CAST(left(r.last_activity_date, 10) AS DATE), ?, ?
-            FROM (SELECT day, unnest(from_json(payload, '{PAGE_SPEC}').data) AS r
+            FROM (SELECT day, unnest(from_json(decode(payload), '{PAGE_SPEC}').data) AS r
                   FROM {PAGES} WHERE seq = ? AND url LIKE '%{USERS_PATH}')"""
         for seq in range(len(pages)):  # a page at a time: bounded memory for big pages
             written += wh.scalar(insert_users, [fetched_at, run_id, seq]) or 0
@@ -135,8 +135,8 @@ class EnterpriseAnalyticsSource(ApiSource):
             CREATE OR REPLACE TEMP TABLE _engagement_summary AS
             SELECT TRY_CAST(left(coalesce(rec->>'starting_at', rec->>'starting_date', rec->>'date'), 10) AS DATE) AS day,
                    rec
-            FROM (SELECT unnest(CASE WHEN json_exists(payload, '$.summaries') THEN json_extract(payload, '$.summaries[*]')
-                                     ELSE json_extract(payload, '$.data[*]') END) AS rec
+            FROM (SELECT unnest(CASE WHEN json_exists(decode(payload), '$.summaries') THEN json_extract(decode(payload), '$.summaries[*]')
+                                     ELSE json_extract(decode(payload), '$.data[*]') END) AS rec
                   FROM {PAGES} WHERE url LIKE '%{SUMMARIES_PATH}')
             WHERE day >= ? AND day < ?""", [unit.start.date(), unit.end.date()])
         wh.execute("DELETE FROM engagement_summary_day WHERE day IN (SELECT day FROM _engagement_summary)")

@@ -29,6 +29,7 @@ Network I/O never happens inside a transaction.
 from __future__ import annotations
 
 import time
+import hashlib
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -257,13 +258,13 @@ def _sync_source(source: ApiSource, client: ApiClient, wh: Any, submit: Submit, 
     submit(lambda w: _save_success(w, source.name, result.rows, now, run_id, started, stats))
 
 
-def _write_unit(wh: Any, source: ApiSource, unit: Unit, packed: Sequence[tuple[Page, bytes]],
+def _write_unit(wh: Any, source: ApiSource, unit: Unit, packed: Sequence[tuple[Page, bytes, str]],
                 cursor: dict[str, Any], run_id: str, now: datetime) -> tuple[int, int]:
-    pages = [p for p, _ in packed]
+    pages = [p for p, _, _ in packed]
     fetched_at = pages[-1].fetched_at if pages else datetime.now(UTC)
     stage_pages(wh, packed)
     rows = source.replace(wh, unit, pages, fetched_at, run_id)
-    landed = land_pages(wh, source.name, unit, run_id, len(pages))
+    landed = land_pages(wh, source.name, unit, run_id)
     wh.execute(f"DROP TABLE IF EXISTS {PAGES}")
     wh.execute(
         "INSERT INTO source_state (source, cursor, last_attempt) VALUES (?, ?, ?) "
@@ -272,41 +273,40 @@ def _write_unit(wh: Any, source: ApiSource, unit: Unit, packed: Sequence[tuple[P
     return rows, landed
 
 
-def compressed(pages: list[Page]) -> list[tuple[Page, bytes]]:
-    """Each page with its body zlib-compressed for landing (done on the fetching thread)."""
-    return [(p, zlib.compress(p.body, 1)) for p in pages]
+def compressed(pages: list[Page]) -> list[tuple[Page, bytes, str]]:
+    """Each page with its body zlib-compressed and hashed for landing (on the fetching thread;
+    zlib and hashlib release the GIL)."""
+    return [(p, zlib.compress(p.body, 1), hashlib.sha256(p.body).hexdigest()) for p in pages]
 
 
-def stage_pages(wh: Any, pages: Sequence[tuple[Page, bytes]]) -> None:
-    """Put a unit's pages in the temp table :data:`PAGES` (bodies as text, plus origin) for SQL."""
+def stage_pages(wh: Any, pages: Sequence[tuple[Page, bytes, str]]) -> None:
+    """Put a unit's pages in the temp table :data:`PAGES` (bodies, their origin) for SQL."""
     wh.execute(f"""CREATE OR REPLACE TEMP TABLE {PAGES} (seq INTEGER, page_index INTEGER, day DATE, url VARCHAR,
-                   params VARCHAR, page_cursor VARCHAR, next_page VARCHAR, request_id VARCHAR, payload VARCHAR,
-                   payload_zlib BLOB, payload_bytes BIGINT, fetched_at TIMESTAMPTZ)""")
-    for seq, (p, packed) in enumerate(pages):
+                   params VARCHAR, page_cursor VARCHAR, next_page VARCHAR, request_id VARCHAR, payload BLOB,
+                   payload_zlib BLOB, payload_bytes BIGINT, payload_hash VARCHAR, fetched_at TIMESTAMPTZ)""")
+    for seq, (p, packed, digest) in enumerate(pages):
         query = dict(p.params)
         asked = query.get("date") or query.get("starting_at")  # the day a one-day query asked for
-        wh.execute(f"INSERT INTO {PAGES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # The body stays bytes (cheapest to hand over); SQL reads it as decode(payload).
+        wh.execute(f"INSERT INTO {PAGES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [seq, p.page_index, date.fromisoformat(asked) if asked and len(asked) == 10 else None, p.url,
                     orjson.dumps(p.params).decode(), p.page_cursor, p.next_page, p.request_id,
-                    p.body.decode("utf-8", errors="replace"), packed, len(p.body), p.fetched_at])
+                    p.body, packed, len(p.body), digest, p.fetched_at])
 
 
-def land_pages(wh: Any, source: str, unit: Unit, run_id: str, n_pages: int) -> int:
+def land_pages(wh: Any, source: str, unit: Unit, run_id: str) -> int:
     """Append the pages in :data:`PAGES` not already landed byte for byte (same URL, query and body);
     returns how many were new. Identical re-fetches are not stored twice; revised pages are. The body
     is kept zlib-compressed (``payload_zlib``; ``zlib.decompress`` gives the exact bytes)."""
-    landed = 0
-    for seq in range(n_pages):
-        landed += int(wh.scalar(f"""
-            INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
-                request_id, payload_hash, payload_zlib, payload_bytes, fetched_at, run_id)
-            SELECT ?, coalesce(strftime(p.day, '%Y-%m-%d'), ?), p.url, p.params, p.page_cursor, p.page_index,
-                   p.next_page, p.request_id, p.hash, p.payload_zlib, p.payload_bytes, p.fetched_at, ?
-            FROM (SELECT *, sha256(payload) AS hash FROM {PAGES} WHERE seq = ?) p
-            WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page l
-                              WHERE l.source = ? AND l.payload_hash = p.hash AND l.url = p.url
-                                AND l.params::VARCHAR = p.params)""", [source, unit.key, run_id, seq, source]) or 0)
-    return landed
+    return int(wh.scalar(f"""
+        INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
+            request_id, payload_hash, payload_zlib, payload_bytes, fetched_at, run_id)
+        SELECT ?, coalesce(strftime(p.day, '%Y-%m-%d'), ?), p.url, p.params, p.page_cursor, p.page_index,
+               p.next_page, p.request_id, p.payload_hash, p.payload_zlib, p.payload_bytes, p.fetched_at, ?
+        FROM {PAGES} p
+        WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page l
+                          WHERE l.source = ? AND l.payload_hash = p.payload_hash AND l.url = p.url
+                            AND l.params::VARCHAR = p.params)""", [source, unit.key, run_id, source]) or 0)
 
 
 def load_state(wh: Any, source: str) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class UsageSource(ApiSource):
                    coalesce(res.output_tokens, 0), coalesce(res.server_tool_use.web_search_requests, 0), ?, ?
             FROM (SELECT b.starting_at::TIMESTAMPTZ AS start_ts, b.ending_at::TIMESTAMPTZ AS end_ts,
                          unnest(b.results) AS res
-                  FROM (SELECT unnest(from_json(payload, '{USAGE_SPEC}').data) AS b FROM {PAGES}))
+                  FROM (SELECT unnest(from_json(decode(payload), '{USAGE_SPEC}').data) AS b FROM {PAGES}))
             WHERE start_ts >= ? AND start_ts < ?""",
             [self.width, self.grouping, fetched_at, run_id, unit.start, unit.end]) or 0)
 
@@ -143,7 +143,7 @@ class CostSource(ApiSource):
             SELECT start_ts::DATE, ?, {dims}, res.currency,
                    coalesce(TRY_CAST(res.amount AS DECIMAL(38, 12)), 0), coalesce(res.amount, ''), ?, ?
             FROM (SELECT timezone('UTC', b.starting_at::TIMESTAMPTZ) AS start_ts, unnest(b.results) AS res
-                  FROM (SELECT unnest(from_json(payload, '{COST_SPEC}').data) AS b FROM {PAGES}))
+                  FROM (SELECT unnest(from_json(decode(payload), '{COST_SPEC}').data) AS b FROM {PAGES}))
             WHERE start_ts >= ? AND start_ts < ?""",
             [self.grouping, fetched_at, run_id, unit.start.replace(tzinfo=None), unit.end.replace(tzinfo=None)]) or 0)
 
