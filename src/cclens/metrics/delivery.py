@@ -33,23 +33,14 @@ from typing import Any
 from ..model.identity import person_key_sql
 from ..model.lineage import ATTRIBUTION_THRESHOLD, PRODUCTION_ENV
 from ..model.pricing import PriceTable
-from .facts import Ctx, Facts, bind
+from .facts import Ctx, Facts, bind, register_source
 
 SEGMENTS = ("assisted", "not_assisted", "all")
 
 
 def _srcs(*names: str) -> str:
-    """The SQL value of a fact row's ``srcs`` naming ``names``, in whichever form the catalog's facts
-    use: a bitmask over ``facts.SOURCE_BITS`` (new bits are added for these sources) or a list."""
-    from . import facts as facts_module
-
-    bits = getattr(facts_module, "SOURCE_BITS", None)
-    if isinstance(bits, dict):
-        for name in names:
-            if name not in bits:
-                bits[name] = 1 << max(max(bits.values(), default=1).bit_length(), 0)
-        return str(sum(bits[n] for n in names))
-    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+    """The SQL ``srcs`` bitmask of a fact row fed by ``names`` (bits allocated by the catalog)."""
+    return str(sum(register_source(n) for n in names))
 
 
 # -- fact CTEs (added to a catalog Facts builder) -----------------------------------------------------
@@ -336,16 +327,13 @@ def _catalog_metrics() -> list[Any]:
 
 
 def register_catalog_metrics() -> list[str]:
-    """Add the delivery metrics and their fact families to the metric catalog (idempotent); returns
-    the names registered. The catalog has no registration hook yet, so this extends its tables."""
+    """Register the delivery metrics and their fact families with the catalog (which imports this
+    module through ``catalog.METRIC_MODULES``); returns their names."""
     from . import catalog
 
     names = []
-    for fam, fn in _FAMILIES.items():
-        if not hasattr(Facts, f"f_{fam}"):
-            setattr(Facts, f"f_{fam}", fn)
     for metric in _catalog_metrics():
-        catalog.METRICS.setdefault(metric.name, metric)
+        catalog.register(metric, family=_FAMILIES[metric.family])
         names.append(metric.name)
     return names
 
