@@ -1,6 +1,6 @@
 """What the four Anthropic reporting sources share: units of work, the source interface, time helpers.
 
-A source pulls *units*: half-open UTC ranges ``[start, end)`` (one day for Claude Code Analytics, a
+A source pulls *units*: half-open UTC ranges ``[start, end)`` (a week of days for Claude Code Analytics, a
 run of buckets for usage and cost, a few days for Enterprise Analytics). The sync engine
 (:mod:`cclens.sources.sync`) decides which units to pull; a source knows how to fetch one unit (all
 pages) and how to replace that unit's model rows::
@@ -12,9 +12,9 @@ pages) and how to replace that unit's model rows::
 
         def available_end(self, now): return floor_day(now)
         def fetch(self, client, unit): return client.fetch_all("/v1/…", {"starting_at": …})
-        def replace(self, wh, unit, pages, fetched_at, run_id):   # pages also as SQL relation PAGES
+        def replace(self, wh, unit, pages, fetched_at, run_id):
             wh.execute("DELETE FROM my_table WHERE day >= ? AND day < ?", [...])
-            return wh.scalar(f"INSERT INTO my_table SELECT … FROM {PAGES}")
+            return each_page(wh, pages, f"INSERT INTO my_table SELECT … FROM {PAGE}")
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from typing import Any, ClassVar, Sequence
 from ._http import ApiClient, Page
 
 UTC = timezone.utc
-#: The relation the engine registers with a unit's pages while :meth:`ApiSource.replace` runs:
-#: seq (0..n-1 in fetch order), page_index, day (the day a one-day query asked for), url, params,
-#: page_cursor, next_page, request_id, payload (the body, BLOB: read it as ``decode(payload)``),
-#: payload_zlib, payload_bytes, payload_hash, fetched_at.
-PAGES = "_anthropic_pages"
+#: One page as a relation inside a statement run by :func:`each_page`: columns payload (BLOB: read it
+#: as ``decode(payload)``), day (the day a one-day query asked for, else NULL) and url.
+PAGE = "(SELECT ?::BLOB AS payload, ?::DATE AS day, ?::VARCHAR AS url)"
 
 
 @dataclass(frozen=True)
@@ -112,8 +110,8 @@ class ApiSource:
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
         """Replace the model rows of ``unit`` with those in ``pages`` (inside the caller's
-        transaction; the pages are also registered as the relation :data:`PAGES` for SQL);
-        returns the number of model rows written."""
+        transaction; :func:`each_page` lets DuckDB parse them); returns the number of model rows
+        written. Landing and the cursor are the engine's job."""
         raise NotImplementedError
 
 
@@ -142,9 +140,18 @@ def floor_to(ts: datetime, grain: timedelta) -> datetime:
     return epoch + ((ts - epoch) // grain) * grain
 
 
-def for_each_page(wh: Any, n_pages: int, table: str, select_sql: str) -> None:
-    """Create temp table ``table`` from ``select_sql`` (which reads :data:`PAGES` and has one ``?``
-    for ``seq``) run page by page, so DuckDB holds one parsed page at a time, not the whole unit."""
-    wh.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select_sql}", [0])
-    for seq in range(1, n_pages):
-        wh.execute(f"INSERT INTO {table} {select_sql}", [seq])
+def page_day(page: Any) -> date | None:
+    """The day a one-day query asked for (its ``date`` or ``YYYY-MM-DD`` ``starting_at``), else None."""
+    query = dict(page.params)
+    asked = query.get("date") or query.get("starting_at")
+    return date.fromisoformat(asked) if asked and len(asked) == 10 else None
+
+
+def each_page(wh: Any, pages: Any, sql: str, before: list[Any] | tuple = (), after: list[Any] | tuple = ()) -> int:
+    """Run ``sql`` once per page, its :data:`PAGE` bound to that page's body (DuckDB parses one page
+    at a time: bounded memory, and the body is handed over once, as bytes). ``before``/``after`` are
+    the statement's other parameters around PAGE's three. Returns the sum of what each run returned."""
+    total = 0
+    for page in pages:
+        total += int(wh.scalar(sql, [*before, page.body, page_day(page), page.url, *after]) or 0)
+    return total

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from ._anthropic import PAGES, ApiSource, Unit, floor_day, for_each_page
+from ._anthropic import PAGE, ApiSource, Unit, each_page, floor_day
 from ._http import ApiClient, Page
 
 PATH = "/v1/organizations/usage_report/claude_code"
@@ -54,20 +54,9 @@ class ClaudeCodeAnalyticsSource(ApiSource):
         first, end = unit.start.date(), unit.end.date()
         for table in self.tables:
             wh.execute(f"DELETE FROM {table} WHERE day >= ? AND day < ?", [first, end])
-        # DuckDB parses the pages (registered as PAGES by the engine), one page at a time to bound
-        # memory: one typed record per row.
-        for_each_page(wh, len(pages), "_cc_record", f"""
-            SELECT day, CASE WHEN r.actor.type = 'user_actor' THEN 'user'
-                        WHEN r.actor.type = 'api_actor' THEN 'api_key'
-                        WHEN r.actor.email_address IS NOT NULL THEN 'user'
-                        WHEN r.actor.api_key_name IS NOT NULL THEN 'api_key'
-                        ELSE coalesce(r.actor.type, 'unknown') END AS actor_type,
-                   coalesce(r.actor.email_address, r.actor.api_key_name, '') AS actor_id,
-                   r.actor.email_address AS email, r.actor.api_key_name AS api_key_name,
-                   coalesce(r.is_remote, false) AS is_remote, coalesce(r.terminal_type, '') AS terminal_type,
-                   r.organization_id, r.customer_type, r.subscription_type,
-                   r.core_metrics AS core, r.tool_actions AS tools, r.model_breakdown AS models
-            FROM (SELECT day, unnest(from_json(decode(payload), '{RECORD_SPEC}').data) AS r FROM {PAGES} WHERE seq = ?)""")
+        # DuckDB parses the pages, one at a time: one typed record per row of _cc_record.
+        wh.execute(f"CREATE OR REPLACE TEMP TABLE _cc_record AS {RECORD_SELECT} LIMIT 0", [None, None, None])
+        each_page(wh, pages, f"INSERT INTO _cc_record {RECORD_SELECT}")
         key = "day, actor_type, actor_id, is_remote, terminal_type"
         rows = wh.scalar(f"""
             INSERT INTO cc_actor_day (day, actor_type, actor_id, email, api_key_name, is_remote, terminal_type,
@@ -113,3 +102,15 @@ RECORD_SPEC = orjson.dumps({"data": [{
                                     "cache_creation": "BIGINT"},
                          "estimated_cost": {"amount": "DECIMAL(20,6)", "currency": "VARCHAR"}}],
 }]}).decode()
+RECORD_SELECT = f"""
+    SELECT day, CASE WHEN r.actor.type = 'user_actor' THEN 'user'
+                     WHEN r.actor.type = 'api_actor' THEN 'api_key'
+                     WHEN r.actor.email_address IS NOT NULL THEN 'user'
+                     WHEN r.actor.api_key_name IS NOT NULL THEN 'api_key'
+                     ELSE coalesce(r.actor.type, 'unknown') END AS actor_type,
+           coalesce(r.actor.email_address, r.actor.api_key_name, '') AS actor_id,
+           r.actor.email_address AS email, r.actor.api_key_name AS api_key_name,
+           coalesce(r.is_remote, false) AS is_remote, coalesce(r.terminal_type, '') AS terminal_type,
+           r.organization_id, r.customer_type, r.subscription_type,
+           r.core_metrics AS core, r.tool_actions AS tools, r.model_breakdown AS models
+    FROM (SELECT day, unnest(from_json(decode(payload), '{RECORD_SPEC}').data) AS r FROM {PAGE})"""

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from ._anthropic import PAGES, ApiSource, Unit, UnitNotAvailable, day_start
+from ._anthropic import PAGE, ApiSource, Unit, UnitNotAvailable, day_start, each_page, page_day
 from ._http import ApiClient, ApiRequestError, Page
 
 USERS_PATH = "/v1/organizations/analytics/users"
@@ -104,11 +104,13 @@ class EnterpriseAnalyticsSource(ApiSource):
 
     def replace(self, wh: Any, unit: Unit, pages: Sequence[Page], fetched_at: datetime,
                 run_id: str) -> int:
-        written = 0
+        user_pages = [p for p in pages if p.url.endswith(USERS_PATH)]
+        summary_pages = [p for p in pages if p.url.endswith(SUMMARIES_PATH)]
         # Only days the API answered are replaced: a day it no longer serves keeps what we have.
-        wh.execute(f"""DELETE FROM engagement_day WHERE day IN
-                       (SELECT DISTINCT day FROM {PAGES} WHERE url LIKE '%{USERS_PATH}')""")
-        insert_users = f"""
+        days = sorted({d for d in map(page_day, user_pages) if d is not None})
+        if days:
+            wh.execute("DELETE FROM engagement_day WHERE list_contains(?, day)", [days])
+        written = each_page(wh, user_pages, f"""
             INSERT INTO engagement_day (day, user_id, email, chat_message_count, chat_conversation_count,
                 chat_thinking_message_count, chat_artifacts_created_count, chat_projects_created_count,
                 cc_commit_count, cc_pull_request_count, cc_lines_added, cc_lines_removed, cc_session_count,
@@ -126,19 +128,20 @@ class EnterpriseAnalyticsSource(ApiSource):
                    r.web_search_count, r.cowork_metrics.message_count, r.design_metrics.message_count,
                    {" + ".join(f"coalesce(r.office_metrics.{a}.message_count, 0)" for a in OFFICE_APPS)},
                    r.science_metrics.message_count, TRY_CAST(left(r.last_activity_date, 10) AS DATE), ?, ?
-            FROM (SELECT day, unnest(from_json(decode(payload), '{PAGE_SPEC}').data) AS r
-                  FROM {PAGES} WHERE seq = ? AND url LIKE '%{USERS_PATH}')"""
-        for seq in range(len(pages)):  # a page at a time: bounded memory for big pages
-            written += wh.scalar(insert_users, [fetched_at, run_id, seq]) or 0
+            FROM (SELECT day, unnest(from_json(decode(payload), '{PAGE_SPEC}').data) AS r FROM {PAGE})""",
+            before=[fetched_at, run_id])
         # /summaries: documented as {"summaries": [...]}, read by the SDKs as {"data": [...]}.
-        wh.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _engagement_summary AS
+        summary_select = f"""
             SELECT TRY_CAST(left(coalesce(rec->>'starting_at', rec->>'starting_date', rec->>'date'), 10) AS DATE) AS day,
                    rec
             FROM (SELECT unnest(CASE WHEN json_exists(decode(payload), '$.summaries') THEN json_extract(decode(payload), '$.summaries[*]')
                                      ELSE json_extract(decode(payload), '$.data[*]') END) AS rec
-                  FROM {PAGES} WHERE url LIKE '%{SUMMARIES_PATH}')
-            WHERE day >= ? AND day < ?""", [unit.start.date(), unit.end.date()])
+                  FROM {PAGE})
+            WHERE day >= ? AND day < ?"""
+        wh.execute(f"CREATE OR REPLACE TEMP TABLE _engagement_summary AS {summary_select} LIMIT 0",
+                   [None, None, None, None, None])
+        each_page(wh, summary_pages, f"INSERT INTO _engagement_summary {summary_select}",
+                  after=[unit.start.date(), unit.end.date()])
         wh.execute("DELETE FROM engagement_summary_day WHERE day IN (SELECT day FROM _engagement_summary)")
         written += wh.scalar("""
             INSERT INTO engagement_summary_day (day, daily_active_user_count, weekly_active_user_count,

@@ -40,7 +40,8 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 
 from ..errors import ConfigError, SourceAuthError, SourceError
-from ._anthropic import PAGES, UTC, ApiSource, Unit, UnitNotAvailable, day_start, floor_day, floor_to, iso, parse_ts
+from ._anthropic import (UTC, ApiSource, Unit, UnitNotAvailable, day_start, floor_day, floor_to, iso,
+                         page_day, parse_ts)
 from ._http import ApiClient, Page, RateLimiter
 from .claude_code_api import ClaudeCodeAnalyticsSource
 from .enterprise_api import EnterpriseAnalyticsSource
@@ -262,10 +263,8 @@ def _write_unit(wh: Any, source: ApiSource, unit: Unit, packed: Sequence[tuple[P
                 cursor: dict[str, Any], run_id: str, now: datetime) -> tuple[int, int]:
     pages = [p for p, _, _ in packed]
     fetched_at = pages[-1].fetched_at if pages else datetime.now(UTC)
-    stage_pages(wh, packed)
     rows = source.replace(wh, unit, pages, fetched_at, run_id)
-    landed = land_pages(wh, source.name, unit, run_id)
-    wh.execute(f"DROP TABLE IF EXISTS {PAGES}")
+    landed = land_pages(wh, source.name, unit, packed, run_id)
     wh.execute(
         "INSERT INTO source_state (source, cursor, last_attempt) VALUES (?, ?, ?) "
         "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, last_attempt = excluded.last_attempt",
@@ -279,34 +278,24 @@ def compressed(pages: list[Page]) -> list[tuple[Page, bytes, str]]:
     return [(p, zlib.compress(p.body, 1), hashlib.sha256(p.body).hexdigest()) for p in pages]
 
 
-def stage_pages(wh: Any, pages: Sequence[tuple[Page, bytes, str]]) -> None:
-    """Put a unit's pages in the temp table :data:`PAGES` (bodies, their origin) for SQL."""
-    wh.execute(f"""CREATE OR REPLACE TEMP TABLE {PAGES} (seq INTEGER, page_index INTEGER, day DATE, url VARCHAR,
-                   params VARCHAR, page_cursor VARCHAR, next_page VARCHAR, request_id VARCHAR, payload BLOB,
-                   payload_zlib BLOB, payload_bytes BIGINT, payload_hash VARCHAR, fetched_at TIMESTAMPTZ)""")
-    for seq, (p, packed, digest) in enumerate(pages):
-        query = dict(p.params)
-        asked = query.get("date") or query.get("starting_at")  # the day a one-day query asked for
-        # The body stays bytes (cheapest to hand over); SQL reads it as decode(payload).
-        wh.execute(f"INSERT INTO {PAGES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [seq, p.page_index, date.fromisoformat(asked) if asked and len(asked) == 10 else None, p.url,
-                    orjson.dumps(p.params).decode(), p.page_cursor, p.next_page, p.request_id,
-                    p.body, packed, len(p.body), digest, p.fetched_at])
-
-
-def land_pages(wh: Any, source: str, unit: Unit, run_id: str) -> int:
-    """Append the pages in :data:`PAGES` not already landed byte for byte (same URL, query and body);
-    returns how many were new. Identical re-fetches are not stored twice; revised pages are. The body
-    is kept zlib-compressed (``payload_zlib``; ``zlib.decompress`` gives the exact bytes)."""
-    return int(wh.scalar(f"""
-        INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
-            request_id, payload_hash, payload_zlib, payload_bytes, fetched_at, run_id)
-        SELECT ?, coalesce(strftime(p.day, '%Y-%m-%d'), ?), p.url, p.params, p.page_cursor, p.page_index,
-               p.next_page, p.request_id, p.payload_hash, p.payload_zlib, p.payload_bytes, p.fetched_at, ?
-        FROM {PAGES} p
-        WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page l
-                          WHERE l.source = ? AND l.payload_hash = p.payload_hash AND l.url = p.url
-                            AND l.params::VARCHAR = p.params)""", [source, unit.key, run_id, source]) or 0)
+def land_pages(wh: Any, source: str, unit: Unit, packed: Sequence[tuple[Page, bytes, str]], run_id: str) -> int:
+    """Append the pages not already landed byte for byte (same URL, query and body); returns how many
+    were new. Identical re-fetches are not stored twice; revised pages are. The body is kept
+    zlib-compressed (``payload_zlib``; ``zlib.decompress`` gives the exact bytes)."""
+    landed = 0
+    for page, blob, digest in packed:
+        params = orjson.dumps(page.params).decode()
+        day = page_day(page)
+        landed += int(wh.scalar("""
+            INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
+                request_id, payload_hash, payload_zlib, payload_bytes, fetched_at, run_id)
+            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+            WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page
+                              WHERE source = ? AND payload_hash = ? AND url = ? AND params::VARCHAR = ?)""",
+            [source, day.isoformat() if day else unit.key, page.url, params, page.page_cursor, page.page_index,
+             page.next_page, page.request_id, digest, blob, len(page.body), page.fetched_at, run_id,
+             source, digest, page.url, params]) or 0)
+    return landed
 
 
 def load_state(wh: Any, source: str) -> dict[str, Any]:
@@ -398,4 +387,4 @@ def describe(results: Sequence[SyncResult]) -> list[dict[str, Any]]:
 
 
 __all__ = ["SOURCE_NAMES", "SCHEDULE", "SyncResult", "sync", "run_due_syncs", "due_sources", "next_due",
-           "plan_units", "advance", "land_pages", "stage_pages", "load_state", "resolve_sources"]
+           "plan_units", "advance", "land_pages", "load_state", "resolve_sources"]

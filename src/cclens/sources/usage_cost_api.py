@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import orjson
 
 from ..errors import ConfigError
-from ._anthropic import PAGES, ApiSource, Unit, floor_day, floor_to, iso
+from ._anthropic import PAGE, ApiSource, Unit, each_page, floor_day, floor_to, iso
 from ._http import ApiClient, Page
 
 USAGE_PATH = "/v1/organizations/usage_report/messages"
@@ -93,7 +93,7 @@ class UsageSource(ApiSource):
                    [self.width, unit.start, unit.end])
         dims = ", ".join(f"res.{d}" for d in USAGE_DIMENSIONS)
         # Only buckets inside the unit are written: never outside the range this unit replaced.
-        return int(wh.scalar(f"""
+        return each_page(wh, pages, f"""
             INSERT INTO usage_bucket (bucket_start, bucket_end, bucket_width, grouping, {", ".join(USAGE_DIMENSIONS)},
                 uncached_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cache_read_tokens,
                 output_tokens, web_search_requests, fetched_at, run_id)
@@ -103,9 +103,9 @@ class UsageSource(ApiSource):
                    coalesce(res.output_tokens, 0), coalesce(res.server_tool_use.web_search_requests, 0), ?, ?
             FROM (SELECT b.starting_at::TIMESTAMPTZ AS start_ts, b.ending_at::TIMESTAMPTZ AS end_ts,
                          unnest(b.results) AS res
-                  FROM (SELECT unnest(from_json(decode(payload), '{USAGE_SPEC}').data) AS b FROM {PAGES}))
+                  FROM (SELECT unnest(from_json(decode(payload), '{USAGE_SPEC}').data) AS b FROM {PAGE}))
             WHERE start_ts >= ? AND start_ts < ?""",
-            [self.width, self.grouping, fetched_at, run_id, unit.start, unit.end]) or 0)
+            before=[self.width, self.grouping, fetched_at, run_id], after=[unit.start, unit.end])
 
 
 class CostSource(ApiSource):
@@ -137,15 +137,16 @@ class CostSource(ApiSource):
                 run_id: str) -> int:
         wh.execute("DELETE FROM cost_day WHERE day >= ? AND day < ?", [unit.start.date(), unit.end.date()])
         dims = ", ".join(f"res.{d}" for d in COST_DIMENSIONS)
-        return int(wh.scalar(f"""
+        return each_page(wh, pages, f"""
             INSERT INTO cost_day (day, grouping, {", ".join(COST_DIMENSIONS)}, currency, amount_cents, amount_raw,
                                   fetched_at, run_id)
             SELECT start_ts::DATE, ?, {dims}, res.currency,
                    coalesce(TRY_CAST(res.amount AS DECIMAL(38, 12)), 0), coalesce(res.amount, ''), ?, ?
             FROM (SELECT timezone('UTC', b.starting_at::TIMESTAMPTZ) AS start_ts, unnest(b.results) AS res
-                  FROM (SELECT unnest(from_json(decode(payload), '{COST_SPEC}').data) AS b FROM {PAGES}))
+                  FROM (SELECT unnest(from_json(decode(payload), '{COST_SPEC}').data) AS b FROM {PAGE}))
             WHERE start_ts >= ? AND start_ts < ?""",
-            [self.grouping, fetched_at, run_id, unit.start.replace(tzinfo=None), unit.end.replace(tzinfo=None)]) or 0)
+            before=[self.grouping, fetched_at, run_id],
+            after=[unit.start.replace(tzinfo=None), unit.end.replace(tzinfo=None)])
 
 
 _TOKENS = {"uncached_input_tokens": "BIGINT", "cache_read_input_tokens": "BIGINT", "output_tokens": "BIGINT",
