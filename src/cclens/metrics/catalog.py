@@ -409,6 +409,7 @@ def compile_metric(wh: Any, name: str, *, since: date | None = None, until: date
     since, until = default_range(tz, since, until)
     models: list[str] = []
     comp = _Compiler(Ctx(tz=tz, since=since, until=until, prices=prices, models=models), group_by, filters)
+    comp.facts.want_cost = "cost" in _families(metric)  # one api_request scan for cost and the rest
     body = comp.select(metric)
     if comp.facts.priced:
         if prices is None:
@@ -457,6 +458,14 @@ def compute(wh: Any, name: str, *, since: date | None = None, until: date | None
     if any(s in _feeding(metric) for s in ("claude_code_analytics", "enterprise_analytics", "cost_api")) and tz != "UTC":
         res.notes.append("API sources report UTC days; transcripts and OTel use " + tz)
     return res
+
+
+def _families(metric: Metric) -> set[str]:
+    if metric.numerator:
+        return _families(METRICS[metric.numerator]) | _families(METRICS[metric.denominator])
+    if metric.share_of:
+        return _families(METRICS[metric.share_of])
+    return {metric.family} if metric.family else set()
 
 
 def _plain(v: Any) -> Any:

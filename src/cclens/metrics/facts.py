@@ -142,6 +142,7 @@ class Facts:
         self.ctx = ctx
         self.ctes: dict[str, str] = {}
         self.priced = False
+        self.want_cost = False
 
     def sql_with(self) -> str:
         parts = []
@@ -168,7 +169,9 @@ class Facts:
     SELECT q, timezone($tz, make_timestamptz(q * 900000000))::DATE AS day FROM range($q_lo, $q_hi) r(q)""")
 
     def ev(self, cost: bool) -> str:
-        """api_request in range, aggregated per 15 minutes × session × identity × model × project."""
+        """api_request in range, aggregated per 15 minutes × session × identity × model × project.
+        With ``want_cost`` set (a query that also needs cost), every family shares the priced scan."""
+        cost = cost or self.want_cost
         if cost:
             self.priced = True
         name = "ev_cost" if cost else "ev"
