@@ -66,3 +66,17 @@ def test_run_ingests_then_serves(tmp_path, isolated_env):
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
+
+
+def test_report_session_shows_each_source(tmp_path):
+    db = tmp_path / "wh.duckdb"
+    assert cclens(db, "ingest", "transcripts", str(FIXTURE), "-q").returncode == 0
+    out = cclens(db, "report", "session", "3649b710", "-f", "json")
+    assert out.returncode == 0, out.stderr
+    view = json.loads(out.stdout)
+    sec = view["sources"]["transcripts"]
+    assert view["session_id"] == "3649b710-3145-482c-8c8e-916950e37083"
+    assert sec["tokens"] == {"input": 175, "output": 120, "cache_read": 8150, "cache_creation": 4250}
+    assert abs(sec["cost_usd"] - 0.0345125) < 1e-12 and sec["prompts"] == 1 and sec["tool_uses"] == 2
+    missing = cclens(db, "report", "session", "nope-nope")
+    assert missing.returncode != 0 and "cclens report sessions" in missing.stderr

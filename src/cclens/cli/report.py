@@ -115,6 +115,39 @@ def sessions(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Opt
     render(table, fmt, title=f"sessions ({zone})", footer=_totals_line(rows) if rows else None)
 
 
+@report_app.command("session")
+def session(ctx: typer.Context, session_id: str = typer.Argument(..., help="A session id (or its first 8+ characters)."),
+            fmt: OutputFormat = FORMAT_OPTION) -> None:
+    """One session as each source saw it (transcripts, OTel, hooks): requests, tokens, cost, prompts, tools."""
+    from ..errors import QueryError
+    from ..model.session_view import session_view
+
+    with state(ctx).reader() as wh:
+        if len(session_id) < 36:
+            found = [r["session_id"] for r in wh.query(
+                "SELECT DISTINCT session_id FROM api_request WHERE starts_with(session_id, ?) "
+                "UNION SELECT DISTINCT session_id FROM session WHERE starts_with(session_id, ?) LIMIT 3",
+                [session_id, session_id])]
+            if len(found) > 1:
+                raise QueryError(f"session prefix {session_id!r} is ambiguous ({', '.join(found)}); give more characters")
+            session_id = found[0] if found else session_id
+        view = session_view(wh, session_id)
+    if view is None:
+        raise QueryError(f"no source has a session {session_id!r}; list them with `cclens report sessions`")
+    if fmt is OutputFormat.json:
+        render([], fmt, json_value=view)
+        return
+    rows = []
+    for name, sec in view["sources"].items():
+        tokens = sec.get("tokens") or {}
+        rows.append({"source": name, "requests": sec.get("requests"), "input": tokens.get("input"),
+                     "output": tokens.get("output"), "cache_write": tokens.get("cache_creation"),
+                     "cache_read": tokens.get("cache_read"), "cost_usd": sec.get("cost_usd"),
+                     "prompts": sec.get("prompts"), "tool_uses": sec.get("tool_uses"),
+                     "first": str(sec.get("first_ts") or "")[:19], "last": str(sec.get("last_ts") or "")[:19]})
+    render(rows, fmt, title=f"session {session_id} by source (— = the source did not say)")
+
+
 @report_app.command("projects")
 def projects(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optional[str] = UNTIL_OPTION,
              tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION, source: str = SOURCE_OPTION,

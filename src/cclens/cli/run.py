@@ -49,4 +49,4 @@ def run(ctx: typer.Context, serve: bool = typer.Option(True, "--serve/--no-serve
                f".venv/bin/cclens setup claude-code --server {url} --write")
     typer.echo("reports while it runs: .venv/bin/cclens report daily (they go through the server)")
     serve_command(ctx, host=None, port=None, grpc_port=None, db=None, require_auth=False, log_level="info",
-                  access_log=False)
+                  access_log=False, watch=None)

@@ -29,6 +29,9 @@ def serve(
     require_auth: bool = typer.Option(False, "--require-auth", help="Require a token even on loopback."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every HTTP request."),
+    watch: Optional[bool] = typer.Option(None, "--watch/--no-watch",
+                                         help="Ingest this machine's transcripts as they are written "
+                                              "(default: on when serving on loopback)."),
 ) -> None:
     """Run the server: receives OpenTelemetry (OTLP/HTTP on --port, OTLP/gRPC on --grpc-port), owns the
     warehouse, and serves the API the other commands use while it runs.
@@ -54,6 +57,8 @@ def serve(
         settings.server_port = port
     if grpc_port is not None:
         settings.server_grpc_port = grpc_port
+    if watch is not None:
+        settings.server_watch_transcripts = watch
     configure_logging(log_level)
     wh = st.open_warehouse()
     local_token = secrets.token_urlsafe(32)

@@ -281,3 +281,16 @@ def effective_table(settings) -> PriceTable:
     if path is None and imported_table_path().is_file():
         path = imported_table_path()
     return load_table(path, settings.price_overrides)
+
+
+_CURRENT: PriceTable | None = None
+
+
+def current_table() -> PriceTable:
+    """The effective table for this process's settings, loaded once (for read paths without settings)."""
+    global _CURRENT
+    if _CURRENT is None:
+        from ..config import load_settings
+
+        _CURRENT = effective_table(load_settings())
+    return _CURRENT

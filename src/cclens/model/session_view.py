@@ -10,7 +10,7 @@ and the session id and returns a dict or None. A module that is not installed ye
   ``user_prompt`` events and ``tool_result``/``tool_decision`` tool uses; ``metrics`` adds the
   ``token.usage``/``cost.usage`` sums, which should agree.
 * ``transcripts`` counts ``api_request`` rows seen in transcripts (tokens are the merged row's: the
-  larger of what transcripts and OTel said), priced by ``api_request_cost``.
+  larger of what transcripts and OTel said), priced with the effective price table.
 """
 
 from __future__ import annotations
@@ -114,13 +114,20 @@ def otel_section(reader: Any, session_id: str) -> dict[str, Any] | None:
 
 
 def transcripts_section(reader: Any, session_id: str) -> dict[str, Any] | None:
-    r = reader.query("""
+    from .pricing import current_table, priced_requests_cte
+
+    # Priced in the query with the effective price table (the same formula as the api_request_cost
+    # view), so a model_price table that has not been synced yet never shows a priced model as unpriced.
+    models = [m["model"] for m in reader.query(
+        "SELECT DISTINCT model FROM api_request WHERE session_id = ? AND model IS NOT NULL", [session_id])]
+    cte, cte_params = priced_requests_cte(current_table(), models)
+    r = reader.query(cte + """
         SELECT count(*) AS requests, coalesce(sum(input_tokens), 0) AS input,
                coalesce(sum(output_tokens), 0) AS output, coalesce(sum(cache_read_tokens), 0) AS cache_read,
                coalesce(sum(cache_creation_tokens), 0) AS cache_creation, sum(cost_usd) AS cost_usd,
                count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced, min(ts) AS first_ts, max(ts) AS last_ts,
                list(DISTINCT model) FILTER (WHERE model IS NOT NULL) AS models
-        FROM api_request_cost WHERE session_id = ? AND from_transcripts""", [session_id])[0]
+        FROM api_request_cost WHERE session_id = ? AND from_transcripts""", [*cte_params, session_id])[0]
     prompts = reader.scalar("SELECT count(DISTINCT prompt_id) FROM prompt WHERE session_id = ? "
                             "AND source = 'transcripts'", [session_id]) or 0
     tools = reader.scalar("SELECT count(DISTINCT tool_use_id) FROM tool_use WHERE session_id = ? "
@@ -131,7 +138,7 @@ def transcripts_section(reader: Any, session_id: str) -> dict[str, Any] | None:
         "requests": r["requests"],
         "tokens": {k: int(r[k]) for k in ("input", "output", "cache_read", "cache_creation")},
         "cost_usd": r["cost_usd"],
-        "cost_basis": "cclens price table (api_request_cost)",
+        "cost_basis": f"cclens price table {current_table().version}",
         "unpriced_requests": r["unpriced"],
         "models": sorted(r["models"] or []),
         "prompts": prompts,

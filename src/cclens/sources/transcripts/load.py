@@ -126,6 +126,8 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
             stats.quarantined = _quarantine(wh, host, run_id)
             stats.new_lines = _land(wh, host, run_id, now)
             stats.new_requests, stats.updated_requests = _model_requests(wh, host, now)
+            if stats.new_requests:
+                _price_new_models(wh)
             _model_prompts_and_tools(wh, host, capture_content)
             _rebuild_sessions(wh, now)
             _store_cursors(wh, host, cursors, now)
@@ -296,6 +298,18 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
     """, [host, now])
     wh.execute("DROP TABLE IF EXISTS _tl_req")
     return int(new), int(updated)
+
+
+def _price_new_models(wh) -> None:
+    """Give models seen for the first time their ``model_price`` row, so the ``api_request_cost`` view
+    (for SQL users) prices them; reports price in the query and do not depend on this."""
+    from ...model.pricing import current_table, price_rows
+
+    missing = [r["model"] for r in wh.query("""
+        SELECT DISTINCT model FROM api_request a WHERE model IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM model_price p WHERE p.model = a.model)""")]
+    for row in price_rows(current_table(), missing):
+        wh.execute("INSERT INTO model_price VALUES (" + ", ".join("?" * len(row)) + ")", row)
 
 
 def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
