@@ -16,6 +16,7 @@ prints p50/p95 per metric. Target: p95 < 300 ms per metric.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -183,7 +184,9 @@ def main() -> int:
               ("cc_actor_day", "cc_daily", "engagement_day", "otel_event", "api_request", "otel_point")}
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     print(f"each metric over {QUARTER[0]} … {QUARTER[1]}, grouped by team and week, {args.runs} runs:")
+    load0 = os.getloadavg()[0]
     results = measure(wh, args.runs, bundled_table())
+    load1 = os.getloadavg()[0]
     wh.close()
     size = args.db.stat().st_size / 2**30
     worst = max(r["p95"] for r in results)
@@ -198,7 +201,8 @@ def main() -> int:
                  f"(billed_cost by week: it has no team), {args.runs} runs after a warm-up, through "
                  "`compute()` on the warehouse file (one SELECT each).", "",
                  f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory']} RAM, {m['os']}, Python {m['python']}, "
-                 f"DuckDB {m['duckdb']}, {m['date']}.", "",
+                 f"DuckDB {m['duckdb']}, {m['date']}. Load average (1 min) {load0:.1f} before and {load1:.1f} "
+                 "after the queries: the machine is shared with other work, so times are upper bounds.", "",
                  "Rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ".", "",
                  "| metric | group by | result rows | p50 | p95 |", "|---|---|---:|---:|---:|"]
         lines += [f"| `{r['metric']}` | {r['group_by']} | {r['rows']:,} | {r['p50']:.0f} ms | {r['p95']:.0f} ms |"
