@@ -23,6 +23,7 @@ from datetime import date
 import pytest
 
 from cclens.errors import QueryError
+from cclens.metrics import facts, rollup
 from cclens.metrics.catalog import METRICS, catalog, compile_metric, compute
 from cclens.metrics.coverage import freshness, person_day_coverage, source_coverage
 from cclens.model.identity import link, people, person_of, unlinked
@@ -38,9 +39,14 @@ CC_COST = 2.50 + 1.20 + 3.00 + 2.00 + 9.00                             # Claude 
 TOTAL_COST = CC_COST + CAT_COST + DAN_COST + ZED_COST                  # 17.70495
 
 
-@pytest.fixture
-def org(warehouse, tmp_path):
+@pytest.fixture(params=["raw", "rollup"])
+def org(warehouse, tmp_path, request, monkeypatch):
+    """The organisation, read from the raw tables or from the rollups (every test runs both ways)."""
     build_org(warehouse, tmp_path)
+    monkeypatch.setattr(facts, "USE_ROLLUPS", request.param == "rollup")
+    if request.param == "rollup":
+        rollup.refresh(warehouse)
+        assert rollup.ready(warehouse)
     return warehouse
 
 

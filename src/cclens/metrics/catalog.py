@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..errors import QueryError
 from ..model.identity import is_person_sql
 from ..model.pricing import PriceTable
+from . import facts as facts_mod, rollup
 from .facts import SOURCE_BITS, Ctx, Facts, bind, mask_of, sources_of
 
 TIME_DIMS = ("day", "week", "month")
@@ -408,13 +409,16 @@ def compile_metric(wh: Any, name: str, *, since: date | None = None, until: date
     _check(metric, group_by, filters)
     since, until = default_range(tz, since, until)
     models: list[str] = []
-    comp = _Compiler(Ctx(tz=tz, since=since, until=until, prices=prices, models=models), group_by, filters)
+    use_rollups = facts_mod.USE_ROLLUPS and rollup.ready(wh)
+    comp = _Compiler(Ctx(tz=tz, since=since, until=until, prices=prices, models=models, rollups=use_rollups),
+                     group_by, filters)
     comp.facts.want_cost = "cost" in _families(metric)  # one api_request scan for cost and the rest
     body = comp.select(metric)
     if comp.facts.priced:
         if prices is None:
             raise QueryError(f"{name} needs a price table (prices=…)")
-        models.extend(r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL"))
+        models.extend(r["model"] for r in wh.query(rollup.MODELS_SQL if use_rollups else
+                                                     "SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL"))
     names = ""
     if "person" in group_by:
         names += ", (SELECT coalesce(p.name, NULL) FROM person p WHERE p.person_id = r.person) AS person_name"

@@ -29,6 +29,11 @@ from zoneinfo import ZoneInfo
 
 from ..model.identity import person_key_sql
 from ..model.pricing import PriceTable, priced_requests_cte
+from . import rollup
+
+# The one switch between the two ways of reading event facts: the rollup tables (when built, with raw
+# rows for dirty days; see :mod:`cclens.metrics.rollup`) or the raw tables. Results are the same.
+USE_ROLLUPS = True
 
 EVENT_SOURCES = ("transcripts", "otel")
 ALL_SOURCES = ("transcripts", "otel", "claude_code_analytics", "enterprise_analytics", "usage_api", "cost_api")
@@ -69,6 +74,7 @@ class Ctx:
     until: date
     prices: PriceTable | None = None
     models: list[str] = field(default_factory=list)   # models present, for the inline price table
+    rollups: bool = False   # read event facts from the rollups (compile_metric sets it when they are built)
 
     @property
     def lo(self) -> datetime:
@@ -81,7 +87,8 @@ class Ctx:
     def params(self) -> dict[str, Any]:
         lo, hi = self.lo, self.hi
         return {"tz": self.tz, "lo": lo, "hi": hi, "since": self.since, "until": self.until,
-                "q_lo": int(lo.timestamp()) // 900, "q_hi": int(hi.timestamp()) // 900 + 1}
+                "q_lo": int(lo.timestamp()) // 900, "q_hi": int(hi.timestamp()) // 900 + 1,
+                "q_from": int(lo.timestamp()) // 900, "q_to": int(hi.timestamp()) // 900}
 
 
 _PARAM = re.compile(r"'(?:[^']|'')*'|\$([a-z_][a-z0-9_]*)")
@@ -181,7 +188,10 @@ class Facts:
         table = "api_request_cost" if cost else "api_request"
         money = (",\n           sum(cost_usd) AS cost_usd, bool_or(price_key IS NULL) AS unpriced" if cost
                  else "")
-        self._add(f"{name}_raw", f"""
+        if self.ctx.rollups and (not cost or self.rollup_prices_ok()):
+            self._add(f"{name}_raw", self._ev_raw_rollup(cost))
+        else:
+            self._add(f"{name}_raw", f"""
     SELECT epoch_ms(ts) // 900000 AS q, session_id, host, lower(user_email) AS email, account_uuid, user_id,
            coalesce(model, 'unknown') AS model, coalesce(project, 'unknown') AS project,
            from_transcripts AS bt, from_otel AS bo, count(*) AS requests,
@@ -208,6 +218,12 @@ class Facts:
         if "pt" in self.ctes:
             return "pt"
         self.qday()
+        if self.ctx.rollups:
+            self._add("pt_raw", rollup.point_source_sql())
+            self._add("uid_map", f"""
+    SELECT user_id, max(email) AS email, max(account_uuid) AS account_uuid
+    FROM {self.rq()} WHERE user_id IS NOT NULL AND (email IS NOT NULL OR account_uuid IS NOT NULL)
+    GROUP BY user_id""")
         self._add("pt_raw", """
     SELECT epoch_ms(ts) // 900000 AS q, user_id, metric_name, type, model,
            CASE WHEN metric_name = 'claude_code.code_edit_tool.decision' THEN attributes->>'tool_name' END AS tool,
@@ -230,6 +246,46 @@ class Facts:
     SELECT d.day, {person} AS person, p.* EXCLUDE (q, user_id)
     FROM pt_raw p JOIN qday d ON d.q = p.q LEFT JOIN uid_map u ON u.user_id = p.user_id
     {joins}""")
+
+    # -- rollup path ----------------------------------------------------------------------------
+    def rq(self) -> str:
+        """The rollup rows of api_request in range (raw rows re-summed for dirty days)."""
+        return self._add("rq", rollup.request_source_sql())
+
+    def rollup_prices_ok(self) -> bool:
+        """The rollup splits requests at the 200k long-context threshold: it prices exactly when every
+        model's threshold is that one (or none); otherwise cost is priced from raw rows."""
+        prices = self.ctx.prices.prices.values() if self.ctx.prices else ()
+        return all(not p.long_context or int(p.long_context["threshold"]) == rollup.LONG_CONTEXT for p in prices)
+
+    def _ev_raw_rollup(self, cost: bool) -> str:
+        """ev_raw / ev_cost_raw from the rollup: same grain and columns as the raw SELECT; cost is the
+        api_request_cost formula applied to the summed tokens of one (model, fast, long-context) group."""
+        rq = self.rq()
+        money = join = ""
+        if cost:
+            def rate(kind: str, long: bool) -> str:
+                return f"p.{'long_' if long else ''}{kind}_per_mtok"
+
+            def total(long: bool) -> str:
+                return (f"r.input_tokens * {rate('input', long)} + r.output_tokens * {rate('output', long)}"
+                        f" + r.cache_write_5m_tokens * {rate('cache_write_5m', long)}"
+                        f" + r.cache_write_1h_tokens * {rate('cache_write_1h', long)}"
+                        f" + r.cache_read_tokens * {rate('cache_read', long)}")
+            money = (f""",
+           sum(CASE WHEN p.price_key IS NULL THEN NULL ELSE (
+               CASE WHEN r.long_ctx AND p.long_context_threshold IS NOT NULL THEN {total(True)} ELSE {total(False)} END
+               * CASE WHEN r.fast THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6) END) AS cost_usd,
+           bool_or(p.price_key IS NULL) AS unpriced""")
+            join = "LEFT JOIN model_price p ON p.model = r.model"
+        return f"""
+    SELECT r.q, r.session_id, r.host, r.email, r.account_uuid, r.user_id,
+           coalesce(r.model, 'unknown') AS model, coalesce(r.project, 'unknown') AS project, r.bt, r.bo,
+           sum(r.requests)::BIGINT AS requests, sum(r.input_tokens) AS input_tokens,
+           sum(r.output_tokens) AS output_tokens, sum(r.cache_creation_tokens) AS cache_creation_tokens,
+           sum(r.cache_read_tokens) AS cache_read_tokens{money}
+    FROM {rq} r {join}
+    GROUP BY ALL"""
 
     # Claude Code Analytics rows name a user by email or an API key by name: one (kind, value) per row,
     # so one alias join (rows are not pre-aggregated: every later step sums, and local/remote rows of
