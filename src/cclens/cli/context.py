@@ -47,6 +47,9 @@ class AppState:
                 yield wh
             return
         wh = self.open_warehouse()
+        from ..metrics.rollup import refresh_if_owned
+
+        refresh_if_owned(wh)  # this process owns the file: bring the metric rollups up to date first
         try:
             yield wh
         finally:

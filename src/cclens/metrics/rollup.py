@@ -146,3 +146,12 @@ def point_source_sql() -> str:
 MODELS_SQL = (f"SELECT DISTINCT model FROM rollup_request WHERE model IS NOT NULL UNION "
               f"SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL "
               f"AND epoch_ms(ts) // 86400000 IN ({_dirty_cte('api_request')})")
+
+
+def mark_dirty_arrow(wh: Any, source: str, table: Any, column: str = "ts") -> None:
+    """:func:`mark_dirty` for rows about to be appended from an Arrow table (UTC days of ``column``)."""
+    import pyarrow.compute as pc
+
+    days = [d for d in pc.unique(pc.cast(table.column(column), "date32")).to_pylist() if d is not None]
+    if days:
+        wh.execute("INSERT INTO rollup_dirty VALUES " + ", ".join(f"(DATE '{d}', '{source}')" for d in days))

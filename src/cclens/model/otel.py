@@ -31,6 +31,7 @@ import orjson
 import pyarrow as pa
 
 from ..sources.otlp import any_value, hex_id
+from ..metrics.rollup import mark_dirty, mark_dirty_arrow
 from .pricing import normalise_model
 
 REDACTED = "<REDACTED>"
@@ -557,7 +558,9 @@ class _Batch:
         if self.events.rows:
             wh.append("otel_event", self.events.table(_TYPES))
         if self.points.rows:
-            wh.append("otel_point", self.points.table(_TYPES))
+            points = self.points.table(_TYPES)
+            mark_dirty_arrow(wh, "otel_point", points)  # metric rollups recompute these days
+            wh.append("otel_point", points)
         if self.spans.rows:
             wh.append("otel_span", self.spans.table(_TYPES))
         self.m.series.write(wh)
@@ -576,6 +579,8 @@ class _Batch:
             pa.int64() if c.endswith("_tokens") or c == "duration_ms" else None)) for c in cols})
         wh.register("_otel_api", t)
         try:
+            mark_dirty(wh, "api_request", "SELECT ts FROM _otel_api UNION SELECT a.ts FROM api_request a "
+                       "JOIN _otel_api USING (request_key)")  # metric rollups recompute these days
             existing = {r["request_key"] for r in wh.query(
                 "SELECT request_key FROM api_request WHERE request_key IN (SELECT request_key FROM _otel_api)")}
             if existing:

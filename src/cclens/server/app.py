@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from .. import __version__
 from ..config import Settings
 from .auth import Authenticator, db_lookup, is_loopback
+from .rollup_refresh import RollupRefresher
 from .writer import Writer
 
 log = logging.getLogger("cclens.server")
@@ -87,6 +88,7 @@ def create_app(settings: Settings, warehouse: Any, *, writer: Writer | None = No
     :class:`~cclens.server.otlp_ingest.OtlpIngest` (limits, spool directory).
     """
     writer = writer or Writer(warehouse)
+    writer.add_source(RollupRefresher(writer))  # metric rollups: dirty days recomputed after commits
     if require_auth is None:
         require_auth = settings.server_require_auth or not is_loopback(settings.server_host)
     on_start: list[Callable[[], None]] = []

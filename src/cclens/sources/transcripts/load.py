@@ -22,6 +22,7 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 
+from ...metrics.rollup import mark_dirty
 from .files import Chunk, FileCursor
 from .stats import IngestStats
 
@@ -249,6 +250,8 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
         OR EXISTS (SELECT 1 FROM _tl_req o WHERE o.message_id = r.message_id AND o.request_key <> r.request_key
                    AND (o.ts, o.path, o.byte_offset) < (r.ts, r.path, r.byte_offset)))
     """)
+    mark_dirty(wh, "api_request", "SELECT ts FROM _tl_req UNION SELECT a.ts FROM api_request a JOIN _tl_req r "
+               "USING (request_key)")  # metric rollups: the days these rows were and will be on
     updated = wh.scalar("""
     SELECT count(*) FROM _tl_req r JOIN api_request a USING (request_key)
     WHERE NOT a.from_transcripts OR r.total > a.input_tokens + a.output_tokens + a.cache_creation_tokens + a.cache_read_tokens
