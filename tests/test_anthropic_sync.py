@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 import hashlib
-import zlib
 from urllib.parse import urlencode, urlsplit
 
 import httpx2
@@ -18,7 +17,7 @@ import pytest
 
 from cclens.config import load_settings
 from cclens.sources import claude_code_api, enterprise_api, usage_cost_api
-from cclens.sources.sync import SCHEDULE, due_sources, load_state, next_due, run_due_syncs, sync
+from cclens.sources.sync import SCHEDULE, due_sources, landing_body, load_state, next_due, run_due_syncs, sync
 from cclens.sources.usage_cost_api import DEFAULT_USAGE_GROUP_BY
 from cclens.warehouse import open_warehouse
 from fakes.anthropic_api import EXTRA_TOOL, FakeAnthropicAPI
@@ -195,9 +194,9 @@ def test_full_backfill_equals_the_fakes_data(fake, warehouse):
     assert state["last_success"] == NOW and state["last_error"] is None
     assert load_state(warehouse, "enterprise_analytics")["cursor"]["done_until"] == "2026-06-15T00:00:00Z"
     # landing keeps exact payloads with URL and query, never the key
-    for row in warehouse.query("SELECT url, params::VARCHAR AS params, payload_zlib, payload_bytes, payload_hash, "
+    for row in warehouse.query("SELECT url, params::VARCHAR AS params, payload_bytes, payload_hash, "
                                "request_id FROM landing_anthropic_page USING SAMPLE 5 ROWS"):
-        body = zlib.decompress(row["payload_zlib"])
+        body = landing_body(warehouse, row["payload_hash"])
         assert len(body) == row["payload_bytes"] and hashlib.sha256(body).hexdigest() == row["payload_hash"]
         assert row["request_id"].startswith("req_fake")
         key = fake.ANALYTICS_KEY if "/analytics/" in row["url"] else fake.ADMIN_KEY

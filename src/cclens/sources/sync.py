@@ -278,24 +278,42 @@ def compressed(pages: list[Page]) -> list[tuple[Page, bytes, str]]:
     return [(p, zlib.compress(p.body, 1), hashlib.sha256(p.body).hexdigest()) for p in pages]
 
 
+BODY_CHUNK = 16 * 1024
+
+
 def land_pages(wh: Any, source: str, unit: Unit, packed: Sequence[tuple[Page, bytes, str]], run_id: str) -> int:
-    """Append the pages not already landed byte for byte (same URL, query and body); returns how many
-    were new. Identical re-fetches are not stored twice; revised pages are. The body is kept
-    zlib-compressed (``payload_zlib``; ``zlib.decompress`` gives the exact bytes)."""
+    """Land the pages not already landed byte for byte (same URL, query and body); returns how many
+    were new. Identical re-fetches are not stored twice; revised pages are. The body goes to
+    ``landing_anthropic_body`` once per distinct body, zlib-compressed, in 16 KB pieces
+    (:func:`landing_body` reassembles it)."""
     landed = 0
     for page, blob, digest in packed:
         params = orjson.dumps(page.params).decode()
+        if wh.scalar("SELECT count(*) FROM landing_anthropic_page WHERE source = ? AND payload_hash = ? "
+                     "AND url = ? AND params::VARCHAR = ?", [source, digest, page.url, params]):
+            continue
         day = page_day(page)
-        landed += int(wh.scalar("""
+        wh.execute("""
             INSERT INTO landing_anthropic_page (source, unit, url, params, page_cursor, page_index, next_page,
-                request_id, payload_hash, payload_zlib, payload_bytes, fetched_at, run_id)
-            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-            WHERE NOT EXISTS (SELECT 1 FROM landing_anthropic_page
-                              WHERE source = ? AND payload_hash = ? AND url = ? AND params::VARCHAR = ?)""",
+                request_id, payload_hash, payload_bytes, fetched_at, run_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [source, day.isoformat() if day else unit.key, page.url, params, page.page_cursor, page.page_index,
-             page.next_page, page.request_id, digest, blob, len(page.body), page.fetched_at, run_id,
-             source, digest, page.url, params]) or 0)
+             page.next_page, page.request_id, digest, len(page.body), page.fetched_at, run_id])
+        landed += 1
+        if not wh.scalar("SELECT count(*) FROM landing_anthropic_body WHERE payload_hash = ?", [digest]):
+            pieces = [{"seq": i, "chunk": blob[at:at + BODY_CHUNK]}
+                      for i, at in enumerate(range(0, len(blob), BODY_CHUNK))]
+            wh.execute("INSERT INTO landing_anthropic_body SELECT ?, p.seq, p.chunk "
+                       "FROM (SELECT unnest(?::STRUCT(seq INTEGER, chunk BLOB)[], recursive := true)) p",
+                       [digest, pieces])
     return landed
+
+
+def landing_body(wh: Any, payload_hash: str) -> bytes | None:
+    """The exact body a landed page had (by its ``payload_hash``), or None if it is not there."""
+    pieces = wh.scalar("SELECT list(chunk ORDER BY seq) FROM landing_anthropic_body WHERE payload_hash = ?",
+                       [payload_hash])
+    return zlib.decompress(b"".join(pieces)) if pieces else None
 
 
 def load_state(wh: Any, source: str) -> dict[str, Any]:
@@ -387,4 +405,4 @@ def describe(results: Sequence[SyncResult]) -> list[dict[str, Any]]:
 
 
 __all__ = ["SOURCE_NAMES", "SCHEDULE", "SyncResult", "sync", "run_due_syncs", "due_sources", "next_due",
-           "plan_units", "advance", "land_pages", "load_state", "resolve_sources"]
+           "plan_units", "advance", "land_pages", "landing_body", "load_state", "resolve_sources"]

@@ -1,8 +1,9 @@
 """Tables of the Anthropic reporting API sources (component ``anthropic``).
 
-Landing: ``landing_anthropic_page`` keeps every distinct page each API returned, byte for byte
-(``zlib.decompress(payload_zlib)``; see migration v2), with the URL, query (never a key), the cursor
-sent and when. A re-fetch that returns an identical page is
+Landing: ``landing_anthropic_page`` keeps every distinct page each API returned (URL, query — never
+a key —, the cursor sent, request-id, when, SHA-256 and length of the body); the body itself is in
+``landing_anthropic_body``, zlib-compressed in 16 KB pieces, once per distinct body
+(:func:`cclens.sources.sync.landing_body` gives the exact bytes back; see migrations v2 and v3). A re-fetch that returns an identical page is
 not stored twice; a revised page is stored again, so every version the API ever served is kept.
 
 Model (all days are UTC days, all amounts in the API's units, named so):
@@ -205,5 +206,17 @@ register("anthropic", [
     UNION ALL
     SELECT 'enterprise_analytics', email, user_id, NULL, NULL, min(day), max(day)
       FROM engagement_day WHERE email IS NOT NULL OR user_id IS NOT NULL GROUP BY ALL;
+    """,
+    # v3: bodies move to landing_anthropic_body, in 16 KB pieces of the zlib stream, stored once per
+    # distinct body. DuckDB 2.0's checkpoint needs memory in proportion to the large values of a row
+    # group: 100-200 KB blobs made a year of landing need >100 MB at every checkpoint (and fail
+    # under a tight memory_limit); 16 KB pieces do not.
+    """
+    ALTER TABLE landing_anthropic_page DROP COLUMN payload_zlib;
+    CREATE TABLE IF NOT EXISTS landing_anthropic_body (
+        payload_hash  VARCHAR NOT NULL,   -- sha256 of the body (= landing_anthropic_page.payload_hash)
+        seq           INTEGER NOT NULL,   -- piece order
+        chunk         BLOB NOT NULL       -- a piece of zlib.compress(body); in seq order = the whole stream
+    );
     """,
 ])
