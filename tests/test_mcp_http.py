@@ -249,3 +249,28 @@ def test_audit_rows(served):
     assert json.loads(web_row["arguments"])["group_by"] == ["team"] and web_row["rows"] == 1
     health = httpx.get(served.url + "/healthz", timeout=10).json()
     assert health["mcp"]["endpoint"] == "/mcp" and health["mcp"]["calls"] >= 3
+
+
+def test_team_token_created_through_the_running_server(served):
+    import subprocess
+    import sys
+
+    def token(*args):
+        return subprocess.run([sys.executable, "-m", "cclens.cli", "--db", str(served.db), "token", "create", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    made = token("--role", "viewer", "--team", "web", "--name", "web lead")
+    assert made.returncode == 0 and "teams web" in made.stderr, made.stderr
+    (r,) = calls(http_target(served.mcp, made.stdout.strip()), [("top_teams", {"metric": "tokens", **MARCH})])
+    assert [row["team"] for row in r.structured_content["rows"]] == ["web"]
+    bad = token("--role", "viewer", "--team", "nosuch")
+    assert bad.returncode != 0 and "unknown team nosuch" in bad.stderr and "Traceback" not in bad.stderr
+    bad = token("--role", "analyst", "--team", "web")
+    assert bad.returncode != 0 and "only viewer tokens" in bad.stderr
+
+
+def test_get_and_delete_are_refused(served):
+    headers = {"Authorization": f"Bearer {served.tokens['viewer']}", "Accept": "text/event-stream"}
+    with httpx.stream("GET", served.mcp, headers=headers, timeout=10) as r:   # never an endless stream
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert httpx.delete(served.mcp, headers=headers, timeout=10).status_code == 405

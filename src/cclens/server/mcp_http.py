@@ -8,6 +8,7 @@ JSON responses), the same tools as ``cclens mcp`` (:mod:`cclens.mcp.server`).
 * On a loopback bind the SDK's DNS-rebinding protection is on (``Host`` and ``Origin`` must be loopback).
 * ``POST /api/v1/audit`` lets ``cclens mcp`` (stdio, local token or admin) write its audit rows while this
   server holds the warehouse.
+* ``GET``/``DELETE`` answer 405: the endpoint is stateless with JSON answers (no server stream, no session).
 * ``/healthz`` gains ``mcp``: calls answered and errors since start.
 """
 
@@ -63,6 +64,12 @@ class McpEndpoint:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         from ..mcp.backends import PRINCIPAL_SCOPE_KEY
 
+        if scope.get("method") != "POST":
+            # stateless, JSON answers: no server-initiated stream (GET) and no session to end (DELETE)
+            resp = JSONResponse({"error": "method not allowed", "detail": "the MCP endpoint takes POST only"},
+                                status_code=405, headers={"Allow": "POST"})
+            await resp(scope, receive, send)
+            return
         auth = self.app.state.authenticator
         p, reason = auth.check(Headers(scope=scope).get("authorization"), READ_ROLES)
         if p is None:
