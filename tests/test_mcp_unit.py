@@ -96,3 +96,16 @@ def test_anonymous_reader_on_an_open_loopback_bind(org, db_path):
     rows = wh.query("SELECT principal, role, ok FROM audit_log ORDER BY ts")
     assert [(r["principal"], r["role"], r["ok"]) for r in rows] == [("anonymous", "anonymous", True),
                                                                     ("anonymous", "anonymous", False)]
+
+
+def test_row_limit_and_logging_left_alone(org):
+    import logging
+
+    wh, settings = org
+    before = list(logging.getLogger().handlers)
+    (r,) = in_process(FakeBackend(wh, settings), [("get_metric", {"name": "tokens", "group_by": ["person"],
+                                                                  "limit": 2, **MARCH})])
+    assert logging.getLogger().handlers == before, "the SDK's root logging setup is undone"
+    d = r.structured_content
+    assert (d["row_count"], d["truncated"]) == (2, True) and d["total_rows"] > 2
+    assert "2 of " in text_of(r) and "raise limit" in text_of(r)

@@ -16,6 +16,7 @@ Every ``tools/call``, ``resources/read`` and ``prompts/get`` is written to the a
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated, Any, Awaitable, Callable, Literal, Protocol, TypeVar
 
@@ -204,8 +205,14 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 def build_server(backend: Backend) -> MCPServer:
     """The cclens MCP server over ``backend`` (see the module doc)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     server = MCPServer("cclens", title="cclens: Claude Code usage, cost and delivery",
                        instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
+    # the SDK configures the root logger (a Rich handler); cclens's own logging setup stays in charge
+    for h in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(h)
+    root.setLevel(level)
     server.middleware.append(AuditMiddleware(backend))
 
     def caller_of(ctx: Context) -> Caller:
@@ -256,7 +263,7 @@ def build_server(backend: Backend) -> MCPServer:
                          since: Day = None, until: Day = None, tz: Tz = None, group_by: GroupBy = None,
                          filters: Filters = None,
                          limit: Annotated[int, Field(ge=1, le=tools.MAX_METRIC_ROWS,
-                                                     description="Most rows to return.")] = 500,
+                                                     description="Most rows to return.")] = 200,
                          ) -> Annotated[CallToolResult, MetricOut]:
         caller, z = caller_of(ctx), guard(lambda: zone(tz))
         d0, d1 = guard(lambda: (day(since, "since"), day(until, "until")))
@@ -275,7 +282,8 @@ def build_server(backend: Backend) -> MCPServer:
                               group_by: Annotated[list[Dimension] | None, Field(
                                   description="Dimensions to compare per (not day/week/month).")] = None,
                               filters: Filters = None,
-                              limit: Annotated[int, Field(ge=1, le=tools.MAX_METRIC_ROWS)] = 500,
+                              limit: Annotated[int, Field(ge=1, le=tools.MAX_METRIC_ROWS,
+                                                          description="Most rows to return.")] = 200,
                               ) -> Annotated[CallToolResult, CompareOut]:
         caller, z = caller_of(ctx), guard(lambda: zone(tz))
         days = guard(lambda: [day(v, o) for v, o in ((since, "since"), (until, "until"),

@@ -71,7 +71,7 @@ def _metric_result(res: Any, filters: Mapping[str, Sequence[str]], limit: int) -
 
 def get_metric(reader: Any, prices: Any, caller: Caller, *, name: str, since: date | None = None,
                until: date | None = None, tz: str = "UTC", group_by: Sequence[str] = (),
-               filters: Mapping[str, Sequence[str]] | None = None, limit: int = 500) -> dict[str, Any]:
+               filters: Mapping[str, Sequence[str]] | None = None, limit: int = 200) -> dict[str, Any]:
     """One catalog metric, exactly as ``GET /api/v1/metrics/{name}`` computes it (rows cut at ``limit``)."""
     if not 1 <= limit <= MAX_METRIC_ROWS:
         raise QueryError(f"limit must be between 1 and {MAX_METRIC_ROWS}")
@@ -90,7 +90,7 @@ def previous_period(since: date, until: date) -> tuple[date, date]:
 def compare_periods(reader: Any, prices: Any, caller: Caller, *, name: str, since: date | None = None,
                     until: date | None = None, previous_since: date | None = None,
                     previous_until: date | None = None, tz: str = "UTC", group_by: Sequence[str] = (),
-                    filters: Mapping[str, Sequence[str]] | None = None, limit: int = 500) -> dict[str, Any]:
+                    filters: Mapping[str, Sequence[str]] | None = None, limit: int = 200) -> dict[str, Any]:
     """Metric ``name`` over two periods side by side per group: ``current``, ``previous``, ``change``,
     ``change_pct`` (None when either side has no data, or the previous value is 0)."""
     timed = [g for g in group_by if g in TIME_DIMS]

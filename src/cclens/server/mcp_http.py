@@ -14,6 +14,7 @@ JSON responses), the same tools as ``cclens mcp`` (:mod:`cclens.mcp.server`).
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -95,6 +96,11 @@ def setup(app: Any) -> None:
 
     backend = ServeBackend(app)
     server = build_server(backend)
+    sdk_log, ours = logging.getLogger("mcp"), logging.getLogger("cclens")
+    if ours.handlers:  # the SDK's warnings in the server's JSON log lines
+        sdk_log.handlers[:] = ours.handlers
+        sdk_log.propagate = False
+        sdk_log.setLevel(logging.WARNING)
     host = app.state.settings.server_host
     if is_loopback(host) or host in ("127.0.0.1", "::1"):
         security = TransportSecuritySettings(
