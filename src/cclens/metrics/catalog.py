@@ -409,15 +409,15 @@ def compile_metric(wh: Any, name: str, *, since: date | None = None, until: date
     _check(metric, group_by, filters)
     since, until = default_range(tz, since, until)
     models: list[str] = []
-    use_rollups = facts_mod.USE_ROLLUPS and rollup.ready(wh)
-    comp = _Compiler(Ctx(tz=tz, since=since, until=until, prices=prices, models=models, rollups=use_rollups),
-                     group_by, filters)
+    use_rollups, dirty = rollup.state(wh) if facts_mod.USE_ROLLUPS else (False, {})
+    comp = _Compiler(Ctx(tz=tz, since=since, until=until, prices=prices, models=models, rollups=use_rollups,
+                         dirty=dirty), group_by, filters)
     comp.facts.want_cost = "cost" in _families(metric)  # one api_request scan for cost and the rest
     body = comp.select(metric)
     if comp.facts.priced:
         if prices is None:
             raise QueryError(f"{name} needs a price table (prices=…)")
-        models.extend(r["model"] for r in wh.query(rollup.MODELS_SQL if use_rollups else
+        models.extend(r["model"] for r in wh.query(rollup.models_sql(dirty.get("api_request", [])) if use_rollups else
                                                      "SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL"))
     names = ""
     if "person" in group_by:

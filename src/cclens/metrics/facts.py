@@ -75,6 +75,7 @@ class Ctx:
     prices: PriceTable | None = None
     models: list[str] = field(default_factory=list)   # models present, for the inline price table
     rollups: bool = False   # read event facts from the rollups (compile_metric sets it when they are built)
+    dirty: dict[str, list[int]] = field(default_factory=dict)   # rollup days to read raw, per source
 
     @property
     def lo(self) -> datetime:
@@ -219,7 +220,7 @@ class Facts:
             return "pt"
         self.qday()
         if self.ctx.rollups:
-            self._add("pt_raw", rollup.point_source_sql())
+            self._add("pt_raw", rollup.point_source_sql(self.ctx.dirty.get("otel_point", [])))
             self._add("uid_map", f"""
     SELECT user_id, max(email) AS email, max(account_uuid) AS account_uuid
     FROM {self.rq()} WHERE user_id IS NOT NULL AND (email IS NOT NULL OR account_uuid IS NOT NULL)
@@ -250,7 +251,7 @@ class Facts:
     # -- rollup path ----------------------------------------------------------------------------
     def rq(self) -> str:
         """The rollup rows of api_request in range (raw rows re-summed for dirty days)."""
-        return self._add("rq", rollup.request_source_sql())
+        return self._add("rq", rollup.request_source_sql(self.ctx.dirty.get("api_request", [])))
 
     def rollup_prices_ok(self) -> bool:
         """The rollup splits requests at the 200k long-context threshold: it prices exactly when every

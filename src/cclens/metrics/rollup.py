@@ -125,27 +125,47 @@ def _dirty_cte(src: str) -> str:
     return f"SELECT DISTINCT {_DAYN} AS dn FROM rollup_dirty WHERE src = '{src}'"
 
 
-def request_source_sql() -> str:
+def state(wh: Any) -> tuple[bool, dict[str, list[int]]]:
+    """(built?, {source: dirty UTC day numbers}) in one small read; (False, {}) when the rollups cannot be
+    read (an older warehouse, a server refusing the tables)."""
+    try:
+        rows = wh.query(f"SELECT (SELECT count(*) FROM rollup_state WHERE name = 'events') AS built, "
+                        f"(SELECT list(DISTINCT {{'src': src, 'dn': {_DAYN}}}) FROM rollup_dirty) AS dirty")
+    except Exception:
+        return False, {}
+    dirty: dict[str, list[int]] = {}
+    for item in rows[0]["dirty"] or []:
+        dirty.setdefault(item["src"], []).append(int(item["dn"]))
+    return bool(rows[0]["built"]), {k: sorted(v) for k, v in dirty.items()}
+
+
+def _source_sql(table: str, select: str, dirty: list[int]) -> str:
+    clean = f"SELECT * FROM {table} WHERE q >= $q_from AND q < $q_to"
+    if not dirty:
+        return clean
+    dn = ", ".join(map(str, dirty))
+    raw = select.format(where=f"ts >= $lo AND ts < $hi AND epoch_ms(ts) // 86400000 IN ({dn})")
+    return f"{clean} AND q // 96 NOT IN ({dn})\nUNION ALL BY NAME {raw}"
+
+
+def request_source_sql(dirty: list[int]) -> str:
     """The rollup rows of ``api_request`` in ``[$lo, $hi)``: the rollup for clean days, the raw rows
-    re-summed for dirty days (so a stale rollup never shows)."""
-    dirty = _dirty_cte("api_request")
-    raw = REQUEST_SELECT.format(where=f"ts >= $lo AND ts < $hi AND epoch_ms(ts) // 86400000 IN ({dirty})")
-    return (f"SELECT * FROM rollup_request WHERE q >= $q_from AND q < $q_to AND q // 96 NOT IN ({dirty})\n"
-            f"UNION ALL BY NAME {raw}")
+    re-summed for the ``dirty`` days (UTC day numbers), so a stale rollup never shows."""
+    return _source_sql("rollup_request", REQUEST_SELECT, dirty)
 
 
-def point_source_sql() -> str:
-    """The rollup rows of the catalog's OTel points in ``[$lo, $hi)`` (raw for dirty days)."""
-    dirty = _dirty_cte("otel_point")
-    raw = POINT_SELECT.format(where=f"ts >= $lo AND ts < $hi AND epoch_ms(ts) // 86400000 IN ({dirty})")
-    return (f"SELECT * FROM rollup_point WHERE q >= $q_from AND q < $q_to AND q // 96 NOT IN ({dirty})\n"
-            f"UNION ALL BY NAME {raw}")
+def point_source_sql(dirty: list[int]) -> str:
+    """The rollup rows of the catalog's OTel points in ``[$lo, $hi)`` (raw for the ``dirty`` days)."""
+    return _source_sql("rollup_point", POINT_SELECT, dirty)
 
 
-# every model a query may need a price for: the rollup's, plus the raw rows of dirty days
-MODELS_SQL = (f"SELECT DISTINCT model FROM rollup_request WHERE model IS NOT NULL UNION "
-              f"SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL "
-              f"AND epoch_ms(ts) // 86400000 IN ({_dirty_cte('api_request')})")
+def models_sql(dirty: list[int]) -> str:
+    """Every model a query may need a price for: the rollup's, plus the raw rows of dirty days."""
+    sql = "SELECT DISTINCT model FROM rollup_request WHERE model IS NOT NULL"
+    if dirty:
+        sql += (" UNION SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL "
+                f"AND epoch_ms(ts) // 86400000 IN ({', '.join(map(str, dirty))})")
+    return sql
 
 
 def mark_dirty_arrow(wh: Any, source: str, table: Any, column: str = "ts") -> None:

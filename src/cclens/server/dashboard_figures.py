@@ -36,6 +36,7 @@ class Figures:
         self.f = filters
         self.prices = prices
         self._memo: dict[tuple, Any] = {}
+        self.calls: list[tuple] = []   # the metric() calls made, in order (what build() learns to prefetch)
 
     def _once(self, key: tuple, make: Any) -> Any:
         if key not in self._memo:
@@ -53,18 +54,11 @@ class Figures:
         from ..metrics import catalog
 
         f = f or self.f
-        flt = dict(filters or {})
         entry = catalog.get(name)
         org_wide = bool(f.team) and "team" not in entry.dims
-        if f.team and not org_wide:
-            flt["team"] = [f.team]
-        key = ("metric", name, tuple(group_by), f, tuple(sorted((k, tuple(v)) for k, v in flt.items())))
-
-        def make() -> Any:
-            return catalog.compute(self.reader, name, since=f.since, until=f.until, tz=f.tz, group_by=list(group_by),
-                                   filters=flt or None, prices=self.prices, coverage=False)
-
-        res = self._once(key, make)
+        key, make = self.metric_job(name, group_by, f, filters)
+        self.calls.append((name, tuple(group_by), f, filters))
+        res = self._once(key, lambda: make(self.reader))
         seen = sorted({s for r in res.rows for s in (r.get("sources") or [])})
         feeding = tuple(getattr(catalog, "_feeding")(entry))
         text = entry.description + (" Organisation-wide: it has no team dimension, so the team filter does not "
@@ -72,6 +66,46 @@ class Figures:
         if seen:
             text += f" Fed here by: {', '.join(seen)}."
         return res.rows, Prov(name, feeding, text)
+
+    def metric_job(self, name: str, group_by: tuple[str, ...], f: Filters,
+                   filters: dict[str, list[str]] | None) -> tuple[tuple, Any]:
+        """The memo key of a :meth:`metric` call and a function computing it on a given reader (so a
+        page's calls can be prefetched on parallel cursors: :func:`cclens.server.dashboard.build`)."""
+        from ..metrics import catalog
+
+        flt = dict(filters or {})
+        if f.team and "team" in catalog.get(name).dims:
+            flt["team"] = [f.team]
+        key = ("metric", name, tuple(group_by), f, tuple(sorted((k, tuple(v)) for k, v in flt.items())))
+
+        def make(reader: Any) -> Any:
+            return catalog.compute(reader, name, since=f.since, until=f.until, tz=f.tz, group_by=list(group_by),
+                                   filters=flt or None, prices=self.prices, coverage=False)
+        return key, make
+
+    def prefetch(self, calls: list[tuple], workers: int = 3) -> None:
+        """Compute these :meth:`metric` calls ((name, group_by, f, filters) each) on ``workers`` parallel
+        read cursors, into the memo the page then reads from. Needs a reader with ``cursor()``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        jobs = {}
+        for name, group_by, f, filters in calls:
+            key, make = self.metric_job(name, group_by, f, filters)
+            if key not in self._memo:
+                jobs[key] = make
+        if len(jobs) < 2 or not hasattr(self.reader, "cursor"):
+            return
+
+        def run(item: tuple) -> None:
+            key, make = item
+            cur = self.reader.cursor()
+            try:
+                self._memo[key] = make(cur)
+            finally:
+                cur.close()
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cclens-dash") as pool:
+            list(pool.map(run, jobs.items()))
 
     def value(self, name: str, f: Filters | None = None) -> tuple[Any, Prov]:
         """The metric's single value over the whole range (None when no source has data)."""
