@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import app
 from .context import state
@@ -25,6 +23,9 @@ def ingest_transcripts(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Ingest new lines of Claude Code session transcripts (incremental; safe to re-run)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from ..sources.transcripts import ingest_paths
 
     st = state(ctx)

@@ -13,8 +13,6 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 
 class OutputFormat(str, Enum):
@@ -66,6 +64,9 @@ def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, *, columns: Sequen
             writer.writerow(["" if row.get(c) is None else _csv_cell(row.get(c)) for c in cols])
         sys.stdout.write(buf.getvalue())
         return
+    from rich.console import Console  # imported here: only table output needs rich (CLI start-up)
+    from rich.table import Table
+
     table = Table(title=title, show_footer=False)
     for c in cols:
         table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from . import app
 from .context import state
@@ -16,6 +14,18 @@ from .output import FORMAT_OPTION, OutputFormat, render
 
 setup_app = typer.Typer(help="Configure clients to send their data to cclens.", no_args_is_help=True)
 app.add_typer(setup_app, name="setup")
+
+
+def Console(*args, **kwargs):  # noqa: N802 - rich imported on use, not at CLI start-up
+    from rich.console import Console as _Console
+
+    return _Console(*args, **kwargs)
+
+
+def Table(*args, **kwargs):  # noqa: N802
+    from rich.table import Table as _Table
+
+    return _Table(*args, **kwargs)
 
 
 @setup_app.command("claude-code")

@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
 from . import app
 from .context import state
+
+
+def Console(*args, **kwargs):  # noqa: N802 - rich imported on use, not at CLI start-up
+    from rich.console import Console as _Console
+
+    return _Console(*args, **kwargs)
 
 
 @app.command("ship")
