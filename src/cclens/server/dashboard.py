@@ -96,7 +96,7 @@ def build(reader: Any, settings: Any, f: Filters, builder: Callable[..., Page], 
     fig = Figures(reader, f, effective_table(settings))
     plan_key = (getattr(builder, "__qualname__", repr(builder)), args)
     plan = _PLANS.get(plan_key)
-    if plan:
+    if plan and PREFETCH:
         # the catalog calls this page made last time, relative to its filters: run them in parallel
         fig.prefetch([(name, g, replace(f, since=f.since + ds, until=f.until + du,
                                         team=f.team if team is _SAME else team, problems=problems), flt)
@@ -115,6 +115,7 @@ def build(reader: Any, settings: Any, f: Filters, builder: Callable[..., Page], 
 
 
 _SAME = object()
+PREFETCH = True   # run a page's learned catalog calls in parallel before building it
 # page builder (+ args) -> the metric calls it made, with days relative to the page's range
 _PLANS: dict[tuple, list[tuple]] = {}
 
