@@ -131,26 +131,40 @@ def generate(wh, people: int, days: int, events: int) -> dict[str, float]:
     return t
 
 
-def measure(wh, runs: int, prices) -> list[dict]:
+def measure(wh, runs: int, prices, paths: tuple[bool, ...] = (True,)) -> list[dict]:
+    """p50/p95 per metric; ``paths`` lists facts.USE_ROLLUPS values, alternated run by run (so a load
+    spike on the shared machine hits both paths alike). Keys p50/p95 for the last path, raw_p50/raw_p95
+    for the raw one when both are timed."""
+    from cclens.metrics import facts
     from cclens.metrics.catalog import METRICS, compute
+
+    def pct(times: list[float]) -> tuple[float, float]:
+        times = sorted(times)
+        return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
 
     out = []
     # the metrics of this catalog; modules registered later (delivery: bench/git.py) need other data
     for name, m in list(METRICS.items()):
         group_by = ["team", "week"] if "team" in m.dims else ["week"]
         kw = dict(since=QUARTER[0], until=QUARTER[1], tz="UTC", group_by=group_by, prices=prices)
-        compute(wh, name, **kw)  # warm-up (and the model list of the price CTE)
-        times = []
+        times: dict[bool, list[float]] = {p: [] for p in paths}
+        for p in paths:
+            facts.USE_ROLLUPS = p
+            compute(wh, name, **kw)  # warm-up (and the model list of the price CTE)
         for _ in range(runs):
-            t0 = time.perf_counter()
-            res = compute(wh, name, **kw)
-            times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        out.append({"metric": name, "group_by": ",".join(group_by), "rows": len(res.rows),
-                    "p50": statistics.median(times), "p95": p95})
-        print(f"  {name:28s} {','.join(group_by):10s} rows {len(res.rows):6d}  p50 {out[-1]['p50']:7.0f} ms"
-              f"  p95 {p95:7.0f} ms", flush=True)
+            for p in paths:
+                facts.USE_ROLLUPS = p
+                t0 = time.perf_counter()
+                res = compute(wh, name, **kw)
+                times[p].append((time.perf_counter() - t0) * 1000)
+        p50, p95 = pct(times[paths[-1]])
+        row = {"metric": name, "group_by": ",".join(group_by), "rows": len(res.rows), "p50": p50, "p95": p95}
+        line = f"  {name:28s} {','.join(group_by):10s} rows {len(res.rows):6d}  p50 {p50:7.0f} ms  p95 {p95:7.0f} ms"
+        if len(paths) > 1:
+            row["raw_p50"], row["raw_p95"] = pct(times[False])
+            line += f"   (raw: p50 {row['raw_p50']:7.0f} ms  p95 {row['raw_p95']:7.0f} ms)"
+        out.append(row)
+        print(line, flush=True)
     return out
 
 
@@ -165,6 +179,7 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="--db already holds a generated warehouse")
     ap.add_argument("--no-record", action="store_true", help="do not write docs/benchmarks.md")
     ap.add_argument("--raw", action="store_true", help="read the raw tables, not the rollups (the old path)")
+    ap.add_argument("--compare", action="store_true", help="time the raw and rollup paths, run by run alternated")
     args = ap.parse_args()
     events = 50_000_000 if args.full else args.events
 
@@ -199,7 +214,7 @@ def main() -> int:
           + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + f"; catalog reads {'raw' if args.raw else 'rollups'}")
     print(f"each metric over {QUARTER[0]} … {QUARTER[1]}, grouped by team and week, {args.runs} runs:")
     load0 = os.getloadavg()[0]
-    results = measure(wh, args.runs, bundled_table())
+    results = measure(wh, args.runs, bundled_table(), (False, True) if args.compare else (not args.raw,))
     load1 = os.getloadavg()[0]
     wh.close()
     size = args.db.stat().st_size / 2**30
@@ -218,12 +233,18 @@ def main() -> int:
                  f"DuckDB {m['duckdb']}, {m['date']}. Load average (1 min) {load0:.1f} before and {load1:.1f} "
                  "after the queries: the machine is shared with other work, so times are upper bounds.", "",
                  "Rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ".", "",
-                 f"Read path: {'raw tables (`--raw`)' if args.raw else 'rollups'}. Rollups: full build "
+                 f"Read path: {'raw tables and rollups, alternated run by run (`--compare`)' if args.compare else 'raw tables (`--raw`)' if args.raw else 'rollups'}. Rollups: full build "
                  f"{build_s:.1f} s, refresh of one dirty day {day_s * 1000:.0f} ms; "
                  + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + ".", "",
                  "| metric | group by | result rows | p50 | p95 |", "|---|---|---:|---:|---:|"]
         lines += [f"| `{r['metric']}` | {r['group_by']} | {r['rows']:,} | {r['p50']:.0f} ms | {r['p95']:.0f} ms |"
                   for r in results]
+        if args.compare:
+            lines[-len(results) - 2:] = [
+                "| metric | group by | result rows | raw p50 | raw p95 | rollups p50 | rollups p95 |",
+                "|---|---|---:|---:|---:|---:|---:|"] + [
+                f"| `{r['metric']}` | {r['group_by']} | {r['rows']:,} | {r['raw_p50']:.0f} ms | {r['raw_p95']:.0f} ms "
+                f"| {r['p50']:.0f} ms | {r['p95']:.0f} ms |" for r in results]
         lines += ["", f"Target p95 < 300 ms per metric: {'met' if not over else 'not met for ' + ', '.join(over)} "
                   f"(worst p95 {worst:.0f} ms)."]
         write_section(str(ROOT / "docs" / "benchmarks.md"), "Metrics queries", "\n".join(lines))
