@@ -10,7 +10,8 @@ from mcp import Client
 
 from cclens.audit import AuditEntry
 from cclens.config import load_settings
-from cclens.mcp.server import _inline_refs, _outcome, build_server
+from cclens.mcp.middleware import _outcome
+from cclens.mcp.server import _inline_refs, build_server
 from cclens.mcp.tools import Caller
 from cclens.server.app import create_app
 from mcp_support import MARCH, calls, http_target, text_of

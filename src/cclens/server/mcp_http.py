@@ -92,7 +92,8 @@ def setup(app: Any) -> None:
     from mcp.server.transport_security import TransportSecuritySettings
 
     from ..mcp.backends import ServeBackend
-    from ..mcp.server import AuditMiddleware, build_server
+    from ..mcp.middleware import AuditMiddleware
+    from ..mcp.server import build_server
 
     backend = ServeBackend(app)
     server = build_server(backend)
