@@ -77,3 +77,11 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("error:") and "nonsense" in out.stderr
+
+
+@pytest.mark.parametrize("args", [["report", "daily", "--no-such-option"], ["report", "daily", "--tz"],
+                                  ["no-such-command"], ["metric", "x", "--by"]])
+def test_usage_errors_are_one_message_without_traceback(args):
+    out = subprocess.run([sys.executable, "-m", "cclens.cli", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "Error:" in out.stderr

@@ -59,6 +59,24 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """A click-style usage error (unknown option, bad value, missing argument), whichever click it is."""
+    classes = []
+    try:
+        import click
+
+        classes.append(click.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        classes.append(TyperClickException)
+    except ImportError:  # pragma: no cover - older Typer uses click itself
+        pass
+    return isinstance(exc, tuple(classes))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cclens`` script. Returns the process exit code."""
     try:
@@ -76,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors are ClickException subclasses
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors: ClickException from click or from Typer's vendored copy
+        if _is_usage_error(exc):
             exc.show()
             return exc.exit_code
         raise
