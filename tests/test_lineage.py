@@ -79,14 +79,16 @@ def org(tmp_path, warehouse):
               stdout=f"[feature/PROJ-1-parser {c1[:7]}] Add parser\n 1 file changed", git_sha=c1[:7], capture=True)
     for n in (1, 2):
         request(wh, S1, at(9, 59 + n), n, cwd, "feature/PROJ-1-parser")
-    # S2 (no content capture): a Bash call from 11:00:00 to 11:00:05 in which c2 is committed
+    # S2 (no content capture, and a Claude Code that reports no gitOperation — cclens keeps that id even
+    # without capture, so only its absence forces inference): a Bash call from 11:00:00 to 11:00:05 in
+    # which c2 is committed
     repo.checkout("main")
     repo.checkout("ops-fix", new=True)
     c2 = repo.commit("Fix the deploy script", {"deploy.sh": "x\ny\n"}, when=at(11, 0, 2))
     hook(wh, {"session_id": S2, "cwd": cwd, "hook_event_name": "UserPromptSubmit", "prompt": "fix deploy"},
          at(10, 55), False)
     bash_call(wh, S2, cwd, "toolu_s2_bash", at(11, 0, 0), at(11, 0, 5), command="git commit -am fix",
-              git_sha=c2[:7], capture=False)
+              git_sha=None, capture=False)
     request(wh, S2, at(10, 58), 3, cwd, "ops-fix")
     # a human commit on another branch while S2 is still open: a weak, non-attributing guess at most
     repo.checkout("main")
@@ -297,3 +299,14 @@ def test_engineering_identities_are_listed_for_the_people_model(warehouse):
     assert set(rows) == {("github_login", "dev1"), ("git_email", "dev1@example.com"), ("jira_id", "712020:abc")}
     assert rows[("github_login", "dev1")]["hint_email"] == "dev1@example.com"
     assert rows[("jira_id", "712020:abc")]["first_day"] == DAY.date()
+
+
+def test_commit_id_survives_without_content_capture(warehouse, tmp_path):
+    """hooks keep tool_response.gitOperation (an id) when content capture is off; the rest is dropped."""
+    sid = "44444444-dddd-4000-8000-000000000004"
+    bash_call(warehouse, sid, "/r", "toolu_x", at(9), at(9, 0, 3), command="git commit -m secret",
+              stdout="[main abc1234] secret", git_sha="abc1234", capture=False)
+    raws = [orjson.loads(r["raw"]) for r in warehouse.query(
+        "SELECT raw FROM landing_hook_event WHERE event_name = 'PostToolUse'")]
+    assert raws and raws[0]["tool_response"] == {"gitOperation": {"commit": {"sha": "abc1234", "kind": "committed"}}}
+    assert "secret" not in orjson.dumps(raws[0]).decode()

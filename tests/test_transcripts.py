@@ -233,3 +233,17 @@ def test_price_table_matches_published_opus_and_sonnet_rates():
                       cache_read=8150) == pytest.approx(0.0207075, abs=1e-12)
     assert table.resolve("claude-opus-4-8[1m]").key == "claude-opus-4-8"
     assert table.resolve("<synthetic>") is None
+
+
+def test_commit_ids_are_kept_without_content_capture(warehouse, tmp_path):
+    """A Bash tool result that made a commit keeps toolUseResult.gitOperation (an id, not content)."""
+    lines = [json.loads(x) for x in FIXTURE.read_text().splitlines()]
+    result = next(x for x in lines if x["type"] == "user" and isinstance(x["message"]["content"], list))
+    result["toolUseResult"] = {"stdout": "[main 3c76dfa] secret message", "stderr": "",
+                               "gitOperation": {"commit": {"sha": "3c76dfa", "kind": "committed"}}}
+    f = tmp_path / "g.jsonl"
+    f.write_text(json.dumps(result) + "\n")
+    ingest_paths(warehouse, [f], host="h", include_defaults=False)
+    raw = json.loads(warehouse.scalar("SELECT raw FROM landing_transcript_line"))
+    assert raw["toolUseResult"] == {"gitOperation": {"commit": {"sha": "3c76dfa", "kind": "committed"}}}
+    assert "secret message" not in json.dumps(raw) and "content" not in raw["message"]

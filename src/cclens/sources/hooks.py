@@ -151,6 +151,9 @@ def strip_content(event_name: str, body: dict[str, Any]) -> tuple[dict[str, Any]
     for key, value in body.items():
         if key in CONTENT_FIELDS and key not in keep:
             omitted.append(key)
+            # The commit a Bash call made is an id, not content: keep it for exact session→commit lineage.
+            if key == "tool_response" and isinstance(value, dict) and isinstance(value.get("gitOperation"), dict):
+                clean[key] = {"gitOperation": value["gitOperation"]}
         elif key in _NESTED_CONTENT and isinstance(value, list):
             drop = _NESTED_CONTENT[key]
             items = []

@@ -143,7 +143,14 @@ def _parse(wh, capture_content: bool) -> None:
     # One pass over the bytes: json_valid is a fast validating scan; from_json parses valid lines once
     # into the envelope; the landing form (content removed) and the line key are computed here too, so
     # the line text itself is never materialised twice.
-    raw = "txt" if capture_content else f"json_merge_patch(txt, '{CONTENT_PATCH}')"
+    # Without content capture, content fields are removed; the commit a Bash call made
+    # (toolUseResult.gitOperation, e.g. {"commit": {"sha": "3c76dfa"}}) is an id, not content, and is
+    # put back so that lineage can link sessions to commits exactly (docs/lineage.md).
+    stripped = f"json_merge_patch(txt, '{CONTENT_PATCH}')"
+    raw = "txt" if capture_content else f"""CASE WHEN contains(txt, '"gitOperation"')
+        THEN json_merge_patch({stripped}, json_object('toolUseResult',
+             json_object('gitOperation', json_extract(txt, '$.toolUseResult.gitOperation'))))
+        ELSE {stripped} END"""
     text = "json_extract_string(txt, '$.message.content')"
     wh.execute(f"""
     CREATE OR REPLACE TEMP TABLE _tl_parsed AS
