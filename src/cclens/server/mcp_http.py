@@ -124,6 +124,7 @@ def setup(app: Any) -> None:
                 yield state
 
     app.router.lifespan_context = lifespan
-    audit = next(m for m in server.middleware if isinstance(m, AuditMiddleware))
+    audit = next((m for m in server.middleware if isinstance(m, AuditMiddleware)), None)
     app.state.mcp = server
-    app.state.health["mcp"] = lambda: {"endpoint": PATH, "calls": audit.calls, "errors": audit.errors}
+    app.state.health["mcp"] = lambda: {"endpoint": PATH, "calls": getattr(audit, "calls", None),
+                                       "errors": getattr(audit, "errors", None)}
