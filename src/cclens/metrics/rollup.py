@@ -94,9 +94,9 @@ def refresh(wh: Any, *, full: bool = False) -> dict[str, Any]:
             days = sorted({r["day"] for r in pairs if r["src"] == src})
             if not days:
                 continue
-            dn = ", ".join(str((d - _EPOCH).days) for d in days)
-            wh.execute(f"DELETE FROM {table} WHERE q // 96 IN ({dn})")
-            wh.execute(f"INSERT INTO {table} {select.format(where=f'epoch_ms(ts) // 86400000 IN ({dn})')}")
+            dns = [(d - _EPOCH).days for d in days]
+            wh.execute(f"DELETE FROM {table} WHERE {_q_in(dns)}")
+            wh.execute(f"INSERT INTO {table} {select.format(where=_ts_in(dns))}")
         wh.execute("DELETE FROM rollup_dirty WHERE (src, day) IN (SELECT (src, day) FROM (VALUES "
                    + ", ".join(f"('{r['src']}', DATE '{r['day']}')" for r in pairs) + ") v(src, day))")
         wh.execute("UPDATE rollup_state SET refreshed_at = now() WHERE name = 'events'")
@@ -139,12 +139,23 @@ def state(wh: Any) -> tuple[bool, dict[str, list[int]]]:
     return bool(rows[0]["built"]), {k: sorted(v) for k, v in dirty.items()}
 
 
+def _ts_in(dns: list[int]) -> str:
+    """``ts`` on one of the UTC day numbers ``dns``, with an enclosing range the scan can prune on."""
+    lo, hi = min(dns), max(dns) + 1
+    return (f"ts >= make_timestamptz({lo} * 86400000000) AND ts < make_timestamptz({hi} * 86400000000) "
+            f"AND epoch_ms(ts) // 86400000 IN ({', '.join(map(str, dns))})")
+
+
+def _q_in(dns: list[int]) -> str:
+    return f"q >= {min(dns) * 96} AND q < {(max(dns) + 1) * 96} AND q // 96 IN ({', '.join(map(str, dns))})"
+
+
 def _source_sql(table: str, select: str, dirty: list[int]) -> str:
     clean = f"SELECT * FROM {table} WHERE q >= $q_from AND q < $q_to"
     if not dirty:
         return clean
     dn = ", ".join(map(str, dirty))
-    raw = select.format(where=f"ts >= $lo AND ts < $hi AND epoch_ms(ts) // 86400000 IN ({dn})")
+    raw = select.format(where=f"ts >= $lo AND ts < $hi AND {_ts_in(dirty)}")
     return f"{clean} AND q // 96 NOT IN ({dn})\nUNION ALL BY NAME {raw}"
 
 
@@ -163,8 +174,7 @@ def models_sql(dirty: list[int]) -> str:
     """Every model a query may need a price for: the rollup's, plus the raw rows of dirty days."""
     sql = "SELECT DISTINCT model FROM rollup_request WHERE model IS NOT NULL"
     if dirty:
-        sql += (" UNION SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL "
-                f"AND epoch_ms(ts) // 86400000 IN ({', '.join(map(str, dirty))})")
+        sql += f" UNION SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL AND {_ts_in(dirty)}"
     return sql
 
 
