@@ -12,8 +12,8 @@ import orjson
 from .files import Chunk, FileCursor, discover, read_new
 from .stats import IngestStats
 
-BATCH_BYTES = 64 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
-DUCKDB_MEMORY_LIMIT = "256MB"     # DuckDB's own cap while ingesting (it spills past it); keeps peak RSS flat
+BATCH_BYTES = 32 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
+DUCKDB_MEMORY_LIMIT = "160MB"     # DuckDB's own cap while ingesting (it spills past it); keeps peak RSS flat
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
