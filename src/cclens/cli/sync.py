@@ -45,15 +45,19 @@ def sync_command(
     st = state(ctx)
     names = resolve_sources(sources)
     first = parse_day(since, "--since")
-    wh = st.open_warehouse()
-    try:
-        if progress:
-            results = _with_progress(lambda cb: sync(st.settings, wh, names, since=first, progress=cb), names)
-        else:
-            results = sync(st.settings, wh, names, since=first)
-    finally:
-        wh.close()
-    rows = describe(results)
+    remote = _sync_through_server(st, names, first) if st.server_maybe_running() else None
+    if remote is not None:
+        rows, results = remote
+    else:
+        wh = st.open_warehouse()
+        try:
+            if progress:
+                results = _with_progress(lambda cb: sync(st.settings, wh, names, since=first, progress=cb), names)
+            else:
+                results = sync(st.settings, wh, names, since=first)
+        finally:
+            wh.close()
+        rows = describe(results)
     if fmt is OutputFormat.json:
         render(rows, fmt)
     else:
@@ -70,6 +74,32 @@ def sync_command(
         typer.secho(f"error: {r.error}", err=True, fg=typer.colors.RED)
     if errors:
         raise typer.Exit(1)
+
+
+def _sync_through_server(st, names, first):
+    """Run the sync inside a running ``cclens serve`` (it owns the file): ``(rows, results)`` or None."""
+    from types import SimpleNamespace
+
+    import httpx2 as httpx
+
+    from ..client import find_server
+    from ..errors import ServerError
+
+    info = find_server(st.settings)
+    if info is None:
+        return None
+    headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
+    try:
+        r = httpx.post(f"{info.url}/api/v1/sync", json={"sources": names, "since": first.isoformat() if first else None},
+                       headers=headers, timeout=3600)
+    except httpx.HTTPError as exc:
+        raise ServerError(f"cannot reach cclens serve at {info.url}: {exc}") from None
+    if r.status_code != 200:
+        raise ServerError(f"cclens serve at {info.url} refused the sync ({r.status_code}: {r.text[:300]})")
+    rows = r.json()["results"]
+    results = [SimpleNamespace(status=row["status"], notes=row.get("notes") or [], error=row.get("error"))
+               for row in rows]
+    return rows, results
 
 
 def _span(start: Optional[str], end: Optional[str]) -> str:

@@ -33,7 +33,8 @@ from .writer import Writer
 log = logging.getLogger("cclens.server")
 
 # Modules under cclens.server that expose `router` (and optionally `setup(app)`). Add yours here.
-ROUTER_MODULES = ["otlp_http", "sessions_api", "query_api", "hooks", "transcripts_api", "metrics_api", "dashboard", "mcp_http"]
+ROUTER_MODULES = ["otlp_http", "sessions_api", "query_api", "hooks", "transcripts_api", "metrics_api", "dashboard", "mcp_http",
+                  "scheduler"]
 
 
 class JsonLogFormatter(logging.Formatter):
