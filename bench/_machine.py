@@ -35,8 +35,9 @@ def machine() -> dict[str, str]:
 
 def machine_line() -> str:
     m = machine()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{m['cores']} cores ({m['cpu']}), {m['memory']} RAM, {m['os']}, Python {m['python']}, "
-            f"DuckDB {m['duckdb']}, {m['date']}")
+            f"DuckDB {m['duckdb']}, {m['date']}, load average {load} at the end")
 
 
 def write_section(path: str, name: str, body: str) -> None:
