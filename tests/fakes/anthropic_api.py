@@ -4,7 +4,7 @@ them too); re-exported here for the tests. Runnable as before: ``python tests/fa
 import sys
 
 from cclens.synth.anthropic_api import *  # noqa: F401,F403
-from cclens.synth.anthropic_api import EXTRA_TOOL, FakeAnthropicAPI, LoopbackServer, main  # noqa: F401
+from cclens.synth.anthropic_api import EXTRA_TOOL, FakeAnthropicAPI, LoopbackServer, main, serve_asgi  # noqa: F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,15 +38,14 @@ import hashlib
 import random
 import re
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
-from fakes.anthropic_api import LoopbackServer
+from fakes.anthropic_api import serve_asgi
 
 UTC = timezone.utc
 WINDOW = 3600
@@ -236,14 +235,9 @@ class FakeGitHub:
         self.rules.append(_Rule(status, count, after, path, retry_after, message or default))
 
     # -- serving ----------------------------------------------------------------------------------
-    @contextmanager
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-        server = LoopbackServer(self.asgi, host, port)
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    def serve(self, host: str = "127.0.0.1", port: int = 0):
+        """Serve on a real loopback port; a context yielding the base URL."""
+        return serve_asgi(self.asgi, host, port)
 
     async def asgi(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":

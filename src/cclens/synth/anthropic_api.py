@@ -700,15 +700,20 @@ class FakeAnthropicAPI:
                     "headers": [(k.encode(), v.encode()) for k, v in out_headers.items()]})
         await send({"type": "http.response.body", "body": body})
 
-    @contextmanager
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-        """Serve on a real loopback port with uvicorn in a thread; yields the base URL."""
-        server = LoopbackServer(self.asgi, host, port)
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    def serve(self, host: str = "127.0.0.1", port: int = 0):
+        """Serve on a real loopback port with uvicorn in a thread; a context yielding the base URL."""
+        return serve_asgi(self.asgi, host, port)
+
+
+@contextmanager
+def serve_asgi(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with :class:`LoopbackServer` for the duration of the ``with``; yields the base URL."""
+    server = LoopbackServer(app, host, port)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 class LoopbackServer:
