@@ -68,20 +68,22 @@ def discover(extra_paths: list[Path] | None = None, *, include_defaults: bool = 
     """Every transcript file: ``*.jsonl`` under the default roots (when ``include_defaults``) and under
     each extra path (a folder is searched recursively; a file is taken as is). Subagent transcripts
     (``<session>/subagents/agent-*.jsonl``) are included. Sorted, without duplicates."""
-    found: dict[str, Path] = {}
+    return [Path(p) for p in discover_paths(extra_paths, include_defaults=include_defaults)]
+
+
+def discover_paths(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> list[str]:
+    """:func:`discover` as plain path strings (cheaper: reports run this on every call)."""
+    found: set[str] = set()
     candidates = (default_roots() if include_defaults else []) + [Path(p).expanduser() for p in extra_paths or []]
     for root in candidates:
         if root.is_file():
-            found.setdefault(str(root.resolve()), root.resolve())
+            found.add(str(root.resolve()))
         elif root.is_dir():
             # Resolve the root once (symlinks such as ~/.claude -> elsewhere); walking below it yields
             # real paths already, and resolving thousands of files one by one costs more than the walk.
             for dirpath, _dirs, names in os.walk(root.resolve()):
-                for name in names:
-                    if name.endswith(".jsonl"):
-                        path = os.path.join(dirpath, name)
-                        found.setdefault(path, Path(path))
-    return [found[k] for k in sorted(found)]
+                found.update(os.path.join(dirpath, n) for n in names if n.endswith(".jsonl"))
+    return sorted(found)
 
 
 def _head_hash(fh, size: int) -> str | None:

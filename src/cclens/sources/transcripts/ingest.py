@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Callable
 
 import orjson
 
-from .files import Chunk, FileCursor, discover, read_new
+from .files import Chunk, FileCursor, discover_paths, read_new
 from .stats import IngestStats
 
 BATCH_BYTES = 32 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
@@ -52,32 +53,36 @@ class _Batcher:
         self.chunks, self.cursors, self.size = [], [], 0
 
 
+_CURSOR_COLUMNS = "path, file_id, head_hash, generation, size, byte_offset, mtime, lines"
+
+
 def load_cursors(wh, host: str) -> dict[str, FileCursor]:
     """The stored cursors of ``host``, by path."""
-    rows = wh.query("SELECT * FROM transcript_file WHERE host = ?", [host])
-    return {r["path"]: FileCursor(path=r["path"], file_id=r["file_id"], head_hash=r["head_hash"],
-                                  generation=r["generation"], size=r["size"], offset=r["byte_offset"],
-                                  mtime=r["mtime"], lines=r["lines"]) for r in rows}
+    sql = f"SELECT {_CURSOR_COLUMNS} FROM transcript_file WHERE host = ?"
+    con = getattr(wh, "con", None)
+    rows = con.execute(sql, [host]).fetchall() if con is not None else \
+        [tuple(r.values()) for r in wh.query(sql, [host])]
+    return {r[0]: FileCursor(*r) for r in rows}
 
 
 def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True
          ) -> tuple[list[tuple[Path, FileCursor | None]], int, list[str]]:
     """Which files have changed since their cursor: ``(files with their cursors, bytes pending, errors)``.
     Cheap (a directory walk and a stat per file), so reports can call it every time."""
-    files = discover(paths, include_defaults=include_defaults)
+    files = discover_paths(paths, include_defaults=include_defaults)
     cursors = load_cursors(wh, host)
     errors: list[str] = []
     todo: list[tuple[Path, FileCursor | None]] = []
     pending = 0
     for f in files:
-        c = cursors.get(str(f))
+        c = cursors.get(f)
         try:
-            size = f.stat().st_size
+            size = os.stat(f).st_size
         except OSError as exc:
             errors.append(f"{f}: {exc.strerror or exc}")
             continue
         if c is None or size != c.offset or c.size != size:
-            todo.append((f, c))
+            todo.append((Path(f), c))
             pending += size - c.offset if c and size >= c.offset else size
     return todo, pending, errors
 
