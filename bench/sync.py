@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -46,24 +45,12 @@ SOURCES = (
 
 
 def machine() -> dict[str, str]:
-    import duckdb
+    """The machine, in this benchmark's keys (bench/_machine.py reads it once for every benchmark)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _machine import machine as shared
 
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "?"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        ram = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
-    return {"cpus": str(os.cpu_count()), "cpu": model, "ram": ram, "python": platform.python_version(),
-            "duckdb": duckdb.__version__}
+    m = shared()
+    return {"cpus": m["cores"], "cpu": m["cpu"], "ram": m["memory"], "python": m["python"], "duckdb": m["duckdb"]}
 
 
 # -- the fake (its own process) --------------------------------------------------------------------
