@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from fakes._faults import FaultRule, next_fault
 from fakes.anthropic_api import serve_asgi
 
 UTC = timezone.utc
@@ -53,17 +54,6 @@ WINDOW = 3600
 
 def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
-
-
-@dataclass
-class _Rule:
-    status: int
-    remaining: int
-    after: int
-    path: str | None
-    retry_after: float | None
-    message: str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +86,7 @@ class FakeGitHub:
         self.used = 0
         self.repos: dict[str, dict[str, Any]] = {}
         self.orgs: dict[str, dict[str, Any]] = {}
-        self.rules: list[_Rule] = []
+        self.rules: list[FaultRule] = []
         self.log: list[tuple[str, int]] = []   # (path?query, status)
         self._lock = threading.Lock()
         self._ids = 1000
@@ -232,7 +222,7 @@ class FakeGitHub:
         ``status``. 403/429 default to GitHub's secondary-limit message."""
         default = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
                    if status in (403, 429) else "Server Error")
-        self.rules.append(_Rule(status, count, after, path, retry_after, message or default))
+        self.rules.append(FaultRule(status, count, after, path, retry_after, message or default))
 
     # -- serving ----------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0):
@@ -273,15 +263,8 @@ class FakeGitHub:
             return 401, orjson.dumps({"message": "Bad credentials",
                                       "documentation_url": "https://docs.github.com/rest"}), {}
         limit = self._limit_headers()
-        for rule in self.rules:
-            if rule.path and rule.path not in path:
-                continue
-            if rule.after > 0:
-                rule.after -= 1
-                continue
-            if rule.remaining <= 0:
-                continue
-            rule.remaining -= 1
+        rule = next_fault(self.rules, path)
+        if rule is not None:
             extra = dict(limit)
             if rule.retry_after is not None:
                 extra["retry-after"] = str(int(rule.retry_after))

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from fakes._faults import FaultRule, next_fault
 from fakes.anthropic_api import serve_asgi
 
 UTC = timezone.utc
@@ -62,15 +63,6 @@ class Issue:
     histories: list[dict[str, Any]] = field(default_factory=list)  # {id, created, author, from, to}
 
 
-@dataclass
-class _Rule:
-    status: int
-    remaining: int
-    after: int
-    path: str | None
-    retry_after: float | None
-
-
 class FakeJira:
     EMAIL = "bot@example.com"
     TOKEN = "ATATT3xFfGF0fakejiratoken"
@@ -79,7 +71,7 @@ class FakeJira:
         self.issues: dict[str, Issue] = {}
         self.people: dict[str, dict[str, str]] = {}
         self.embedded_changelog = embedded_changelog
-        self.rules: list[_Rule] = []
+        self.rules: list[FaultRule] = []
         self.log: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         self._hid = 10000
@@ -125,7 +117,7 @@ class FakeJira:
     # -- injection --------------------------------------------------------------------------------
     def fail(self, status: int, *, count: int = 1, after: int = 0, path: str | None = None,
              retry_after: float | None = None) -> None:
-        self.rules.append(_Rule(status, count, after, path, retry_after))
+        self.rules.append(FaultRule(status, count, after, path, retry_after))
 
     # -- serving ----------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0):
@@ -150,15 +142,8 @@ class FakeJira:
         if headers.get("authorization") != expected:
             return 401, {"errorMessages": ["You are not authenticated. Authentication required to perform this "
                                            "operation."], "errors": {}}, {}
-        for rule in self.rules:
-            if rule.path and rule.path not in path:
-                continue
-            if rule.after > 0:
-                rule.after -= 1
-                continue
-            if rule.remaining <= 0:
-                continue
-            rule.remaining -= 1
+        rule = next_fault(self.rules, path)
+        if rule is not None:
             extra = {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "ratelimit-reason": "jira-burst-based"}
             if rule.retry_after is not None:
                 extra["retry-after"] = str(int(rule.retry_after))
