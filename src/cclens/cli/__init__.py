@@ -47,8 +47,22 @@ def _global(
     ctx.obj = AppState(db=db, server=server)
 
 
-def _register_commands() -> None:
-    for name in COMMAND_MODULES:
+# Commands whose whole definition is in one module: running one of them imports only that module
+# (start-up time: every command module costs its imports, and Typer parses the signature of every
+# registered command on each run). Keyed by (command, sub-command); anything not listed here, and
+# --help, imports every module in COMMAND_MODULES.
+LIGHT_COMMANDS = {
+    **{("report", sub): ["report"] for sub in ("daily", "weekly", "monthly", "sessions", "session", "projects",
+                                               "models", "quarantine")},
+    ("ingest", "transcripts"): ["ingest"],
+}
+_GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--server")
+
+
+def register_commands(modules: list[str] | None = None) -> None:
+    """Import the command modules (default: all of COMMAND_MODULES), which add their commands to
+    :data:`app`. :func:`main` calls it; call it yourself before driving :data:`app` directly."""
+    for name in COMMAND_MODULES if modules is None else modules:
         try:
             importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:  # a command module not written yet must not break the CLI
@@ -56,7 +70,21 @@ def _register_commands() -> None:
                 raise
 
 
-_register_commands()
+def _modules_for(argv: list[str]) -> list[str] | None:
+    """The command modules ``argv`` needs, or None for all of them."""
+    words: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif arg.startswith("-"):
+            if not words and not arg.startswith(tuple(o + "=" for o in _GLOBAL_OPTIONS_WITH_VALUE)):
+                return None  # --help, --version, or an option we do not know: load everything
+        else:
+            words.append(arg)
+            if len(words) == 2:
+                break
+    return LIGHT_COMMANDS.get(tuple(words))  # type: ignore[arg-type]
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -79,8 +107,14 @@ def _is_usage_error(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cclens`` script. Returns the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    register_commands(_modules_for(args))
     try:
-        rc = app(args=argv, standalone_mode=False)
+        from typer.main import get_command
+
+        from ._coercion import lighten
+
+        rc = lighten(get_command(app))(args=args, standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool):  # click returns typer.Exit's code here
             return rc
     except CclensError as exc:

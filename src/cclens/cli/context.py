@@ -37,9 +37,11 @@ class AppState:
         return bool(self.settings.server_url) or db.with_name(db.name + ".server.json").exists()
 
     @contextmanager
-    def reader(self) -> Iterator[Any]:
+    def reader(self, *, rollups: bool = True) -> Iterator[Any]:
         """A warehouse to read from: the running ``cclens serve`` if there is one (see docs/server.md),
-        else the file itself. Readers from a server are read-only."""
+        else the file itself. Readers from a server are read-only. On the file, the metric rollups are
+        brought up to date first unless ``rollups`` is False (commands that never read them: the usage
+        reports read ``api_request``; dirty days stay marked for the next catalog read)."""
         if self.server_maybe_running():
             from ..client import open_reader
 
@@ -47,9 +49,10 @@ class AppState:
                 yield wh
             return
         wh = self.open_warehouse()
-        from ..metrics.rollup import refresh_if_owned
+        if rollups:
+            from ..metrics.rollup import refresh_if_owned
 
-        refresh_if_owned(wh)  # this process owns the file: bring the metric rollups up to date first
+            refresh_if_owned(wh)  # this process owns the file: bring the metric rollups up to date first
         try:
             yield wh
         finally:

@@ -33,7 +33,7 @@ def _run(ctx: typer.Context, kind: str, since, until, tz, source, project, refre
     flt = usage.ReportFilter(prices=effective_table(settings), tz=check_tz(tz, settings.tz),
                              since=parse_day(since, "--since"), until=parse_day(until, "--until"),
                              source=source, project=project)
-    with st.reader() as wh:
+    with st.reader(rollups=False) as wh:  # usage reports read api_request, never the metric rollups
         # Direct on the file: first ingest what is new locally. Through a server: its watcher does that.
         if refresh and isinstance(wh, DuckDBWarehouse):
             from ..sources.transcripts import refresh as refresh_transcripts
@@ -122,7 +122,7 @@ def session(ctx: typer.Context, session_id: str = typer.Argument(..., help="A se
     from ..errors import QueryError
     from ..model.session_view import session_view
 
-    with state(ctx).reader() as wh:
+    with state(ctx).reader(rollups=False) as wh:
         if len(session_id) < 36:
             found = [r["session_id"] for r in wh.query(
                 "SELECT DISTINCT session_id FROM api_request WHERE starts_with(session_id, ?) "
@@ -175,7 +175,7 @@ def models(ctx: typer.Context, since: Optional[str] = SINCE_OPTION, until: Optio
 def quarantine(ctx: typer.Context, fmt: OutputFormat = FORMAT_OPTION,
                limit: int = typer.Option(50, "--limit", help="Rows to show.")) -> None:
     """Lines and records that could not be parsed, with where they came from and why."""
-    with state(ctx).reader() as wh:
+    with state(ctx).reader(rollups=False) as wh:
         rows = wh.query("""SELECT source, origin, byte_offset, reason, left(raw, 80) AS raw, received_at
                            FROM quarantine ORDER BY received_at DESC LIMIT ?""", [limit])
     render(rows, fmt, title="quarantine")

@@ -1,0 +1,135 @@
+"""CLI start-up: a report loads only what it needs, and the lazy loading changes nothing users see.
+
+The time itself is measured by bench/transcripts.py; these tests check what makes it short (which
+modules a run imports) and that --help, errors and every command still behave as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_fixture
+
+HEAVY = ("pydantic", "rich", "pyarrow", "numpy", "cclens.metrics.catalog", "cclens.metrics.rollup", "fastapi")
+
+
+def _run_in_child(args: list[str], tmp_path: Path) -> tuple[int, dict, str]:
+    """Run ``cclens.cli.main(args)`` in a fresh interpreter; return (exit code, modules seen, stdout)."""
+    code = ("import sys, json\nfrom cclens.cli import main\nrc = main(%r)\n"
+            "sys.stdout.flush()\nsys.stderr.write('\\nMODULES ' + json.dumps({m: m in sys.modules for m in %r}))\n"
+            "sys.exit(rc)\n" % (args, HEAVY))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
+                          cwd=tmp_path, timeout=120)
+    modules = json.loads(proc.stderr.rsplit("MODULES ", 1)[1])
+    return proc.returncode, modules, proc.stdout
+
+
+def test_report_daily_json_imports_nothing_heavy(tmp_path, isolated_env):
+    copy_fixture("transcript_main_session.jsonl", isolated_env / ".claude" / "projects" / "p" / "s.jsonl")
+    db = str(tmp_path / "wh.duckdb")
+    rc, _, _ = _run_in_child(["--db", db, "ingest", "transcripts", "-q"], tmp_path)
+    assert rc == 0
+    rc, modules, out = _run_in_child(["--db", db, "report", "daily", "--tz", "UTC", "-f", "json"], tmp_path)
+    assert rc == 0
+    rows = json.loads(out)
+    assert sum(r["input_tokens"] for r in rows) == 175  # the report itself is unchanged
+    assert {m for m, loaded in modules.items() if loaded} == set()
+
+
+def test_help_lists_every_command(tmp_path):
+    from cclens.cli import COMMAND_MODULES  # noqa: F401  (the module list is what --help must cover)
+
+    proc = subprocess.run([sys.executable, "-m", "cclens.cli", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0
+    for command in ("ingest", "report", "serve", "sync", "metrics", "metric", "query", "export", "ship",
+                    "setup", "prices", "demo", "people"):
+        assert f" {command} " in proc.stdout, command
+    proc = subprocess.run([sys.executable, "-m", "cclens.cli", "report", "--help"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0
+    for command in ("daily", "sessions", "reconcile", "html", "delivery"):
+        assert f" {command} " in proc.stdout, command
+
+
+def test_modules_for_picks_light_commands_only():
+    from cclens.cli import _modules_for
+
+    assert _modules_for(["report", "daily", "-f", "json"]) == ["report"]
+    assert _modules_for(["--db", "x.duckdb", "report", "weekly"]) == ["report"]
+    assert _modules_for(["--db=x.duckdb", "ingest", "transcripts", "a.jsonl"]) == ["ingest"]
+    assert _modules_for(["report", "reconcile"]) is None  # defined in another module
+    assert _modules_for(["report", "tokens"]) is None      # a hidden catalog alias
+    assert _modules_for(["report"]) is None
+    assert _modules_for(["--help"]) is None
+    assert _modules_for(["--version"]) is None
+    assert _modules_for([]) is None
+
+
+def test_lazy_commands_then_all_in_one_process(db_path, capsys):
+    from cclens.cli import main
+
+    assert main(["--db", str(db_path), "report", "daily", "-f", "json", "--no-refresh"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    # a command from another module, after a light run in the same process
+    assert main(["--db", str(db_path), "report", "reconcile", "-f", "json"]) == 0
+    assert "rows" in json.loads(capsys.readouterr().out)
+    assert main(["--db", str(db_path), "metrics", "-f", "json"]) == 0
+    assert any(m["name"] == "active_people" for m in json.loads(capsys.readouterr().out))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["report", "daily", "-f", "xml"], "'xml' is not one of"),
+    (["report", "daily", "--since", "yesterday-ish"], "--since"),
+    (["report", "daily", "--bogus"], "No such option"),
+])
+def test_bad_values_are_one_message(db_path, capsys, args, needle):
+    from cclens.cli import main
+
+    rc = main(["--db", str(db_path), *args])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_plain_coercion_matches_typer():
+    """The plain converter gives what Typer's own (pydantic) coercion gives, for every simple case."""
+    from typer._click import Context
+    from typer._coercion import build_runtime_param
+    from typer.main import get_command
+
+    from cclens.cli import app, register_commands
+    from cclens.cli._coercion import _PlainRuntimeParam, lighten
+
+    register_commands()
+    command = lighten(get_command(app))
+    seen = 0
+    stack = [command]
+    while stack:
+        cmd = stack.pop()
+        stack.extend((getattr(cmd, "commands", None) or {}).values())
+        for param in cmd.params:
+            plain = getattr(param, "_runtime_param", None)
+            if not isinstance(plain, _PlainRuntimeParam):
+                continue
+            real = build_runtime_param(param.type_descriptor)
+            ctx = Context(cmd)
+            for value in ("json", "table", "12", "-3", "x.duckdb", "2026-01-02", None, param.default):
+                try:
+                    expected = real.coerce(value, param=param, ctx=ctx)
+                except Exception as exc:  # noqa: BLE001 - the plain one must fail the same way
+                    expected = type(exc)
+                try:
+                    got = plain.coerce(value, param=param, ctx=ctx)
+                except Exception as exc:  # noqa: BLE001
+                    got = type(exc)
+                assert got == expected and type(got) is type(expected), (cmd.name, param.name, value)
+                seen += 1
+    assert seen > 100
