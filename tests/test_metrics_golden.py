@@ -39,14 +39,19 @@ CC_COST = 2.50 + 1.20 + 3.00 + 2.00 + 9.00                             # Claude 
 TOTAL_COST = CC_COST + CAT_COST + DAN_COST + ZED_COST                  # 17.70495
 
 
-@pytest.fixture(params=["raw", "rollup"])
+@pytest.fixture(params=["raw", "rollup", "layer"])
 def org(warehouse, tmp_path, request, monkeypatch):
-    """The organisation, read from the raw tables or from the rollups (every test runs both ways)."""
+    """The organisation, read from the raw tables, from the rollups, or from the person-day layer where a
+    query can use it (every test runs all three ways)."""
     build_org(warehouse, tmp_path)
-    monkeypatch.setattr(facts, "USE_ROLLUPS", request.param == "rollup")
-    if request.param == "rollup":
+    monkeypatch.setattr(facts, "USE_ROLLUPS", request.param != "raw")
+    monkeypatch.setattr(facts, "USE_LAYER", request.param == "layer")
+    if request.param != "raw":
         rollup.refresh(warehouse)
         assert rollup.ready(warehouse)
+    if request.param == "layer":
+        sql, _ = compile_metric(warehouse, "tokens", group_by=["team"], prices=PRICES, **MARCH)
+        assert "pd_tokens" in sql  # the layer is really read
     return warehouse
 
 

@@ -50,6 +50,7 @@ def _norm(v):
 def _both(wh, monkeypatch, name, group_by=(), tz="UTC", prices=PRICES, since=MARCH["since"], until=MARCH["until"]):
     """(rows read raw, rows read from the rollups)."""
     out = []
+    monkeypatch.setattr(facts, "USE_LAYER", False)  # the person-day layer: tests/test_metrics_person_day.py
     for use in (False, True):
         monkeypatch.setattr(facts, "USE_ROLLUPS", use)
         out.append(compute(wh, name, since=since, until=until, tz=tz, group_by=list(group_by), prices=prices,

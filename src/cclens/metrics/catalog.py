@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..errors import QueryError
 from ..model.identity import is_person_sql
 from ..model.pricing import PriceTable
-from . import facts as facts_mod, rollup
+from . import facts as facts_mod, person_day, rollup
 from .facts import SOURCE_BITS, Ctx, Facts, bind, mask_of, sources_of
 
 TIME_DIMS = ("day", "week", "month")
@@ -263,11 +263,12 @@ def _check(metric: Metric, group_by: Sequence[str], filters: Mapping[str, Sequen
 class _Compiler:
     """Compiles metrics for one (range, zone, grouping, filters) into one SELECT."""
 
-    def __init__(self, ctx: Ctx, group_by: list[str], filters: Mapping[str, Sequence[str]]):
+    def __init__(self, ctx: Ctx, group_by: list[str], filters: Mapping[str, Sequence[str]], layer: bool = False):
         self.ctx = ctx
         self.group_by = group_by
         self.filters = {k: list(v) for k, v in filters.items() if v}
-        self.facts = Facts(ctx)
+        self.layer = layer   # read the person-day layer (rows already won their person-day)
+        self.facts = person_day.LayerFacts(ctx) if layer else Facts(ctx)
         self.n = 0
         self.values: dict[str, Any] = {}
 
@@ -311,7 +312,7 @@ class _Compiler:
             bits = ", ".join(f"({b}, '{n}')" for n, b in SOURCE_BITS.items())
             base = (f"SELECT b.* REPLACE (s.bit AS srcs), s.source FROM {base} b "
                     f"JOIN (VALUES {bits}) s(bit, source) ON (b.srcs & s.bit) <> 0")
-        elif metric.precedence:
+        elif metric.precedence and not self.layer:
             # per person and day keep the rows of the most complete source (lowest tier) that reported
             base = (f"SELECT b.* FROM {base} b JOIN (SELECT person, day, min(tier) AS tier FROM {base} "
                     f"GROUP BY person, day) w ON w.person = b.person AND w.day = b.day AND w.tier = b.tier")
@@ -409,16 +410,22 @@ def compile_metric(wh: Any, name: str, *, since: date | None = None, until: date
     _check(metric, group_by, filters)
     since, until = default_range(tz, since, until)
     models: list[str] = []
-    use_rollups, dirty = rollup.state(wh) if facts_mod.USE_ROLLUPS else (False, {})
-    comp = _Compiler(Ctx(tz=tz, since=since, until=until, prices=prices, models=models, rollups=use_rollups,
-                         dirty=dirty), group_by, filters)
+    use_rollups, dirty, pd_built, pd_fresh = (rollup.layer_state(wh) if facts_mod.USE_ROLLUPS
+                                              else (False, {}, False, False))
+    ctx = Ctx(tz=tz, since=since, until=until, prices=prices, models=models, rollups=use_rollups, dirty=dirty)
+    layer = (use_rollups and facts_mod.USE_LAYER
+             and person_day.usable(ctx, group_by, filters, pd_built, pd_fresh, dirty, Facts(ctx).rollup_prices_ok()))
+    comp = _Compiler(ctx, group_by, filters, layer=layer)
     comp.facts.want_cost = "cost" in _families(metric)  # one api_request scan for cost and the rest
     body = comp.select(metric)
     if comp.facts.priced:
         if prices is None:
             raise QueryError(f"{name} needs a price table (prices=…)")
-        models.extend(r["model"] for r in wh.query(rollup.models_sql(dirty.get("api_request", [])) if use_rollups else
-                                                     "SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL"))
+        if layer:
+            models.extend(r["model"] for r in wh.query(*bind(person_day.models_sql(), ctx.params())))
+        else:
+            models.extend(r["model"] for r in wh.query(rollup.models_sql(dirty.get("api_request", [])) if use_rollups
+                                                         else "SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL"))
     names = ""
     if "person" in group_by:
         names += ", (SELECT coalesce(p.name, NULL) FROM person p WHERE p.person_id = r.person) AS person_name"

@@ -34,6 +34,8 @@ from . import rollup
 # The one switch between the two ways of reading event facts: the rollup tables (when built, with raw
 # rows for dirty days; see :mod:`cclens.metrics.rollup`) or the raw tables. Results are the same.
 USE_ROLLUPS = True
+# Read the person-day layer (:mod:`cclens.metrics.person_day`) when a query can (needs the rollups).
+USE_LAYER = True
 
 EVENT_SOURCES = ("transcripts", "otel")
 ALL_SOURCES = ("transcripts", "otel", "claude_code_analytics", "enterprise_analytics", "usage_api", "cost_api")

@@ -77,6 +77,8 @@ def dirty_count(wh: Any) -> int:
 def refresh(wh: Any, *, full: bool = False) -> dict[str, Any]:
     """Bring the rollups up to date: rebuild everything the first time (or with ``full``), else
     recompute only the dirty (day, source) pairs. One transaction; returns what was done."""
+    from . import person_day  # the person-day layer is refreshed with the rollups
+
     t0 = time.perf_counter()
     with wh.transaction():
         if full or not ready(wh):
@@ -86,10 +88,15 @@ def refresh(wh: Any, *, full: bool = False) -> dict[str, Any]:
             wh.execute("DELETE FROM rollup_dirty")
             wh.execute("DELETE FROM rollup_state WHERE name = 'events'")
             wh.execute("INSERT INTO rollup_state VALUES ('events', now(), now())")
-            return {"mode": "full", "days": None, "seconds": time.perf_counter() - t0}
+            t1 = time.perf_counter()
+            person_day.build(wh)
+            return {"mode": "full", "days": None, "seconds": time.perf_counter() - t0,
+                    "layer_seconds": time.perf_counter() - t1}
         pairs = wh.query("SELECT DISTINCT src, day FROM rollup_dirty")
         if not pairs:
-            return {"mode": "none", "days": 0, "seconds": time.perf_counter() - t0}
+            layer = person_day.refresh(wh)
+            return {"mode": "none" if layer["layer"] == "none" else "layer", "days": 0,
+                    "seconds": time.perf_counter() - t0, "layer": layer}
         for src, (table, select) in _TABLE.items():
             days = sorted({r["day"] for r in pairs if r["src"] == src})
             if not days:
@@ -100,7 +107,8 @@ def refresh(wh: Any, *, full: bool = False) -> dict[str, Any]:
         wh.execute("DELETE FROM rollup_dirty WHERE (src, day) IN (SELECT (src, day) FROM (VALUES "
                    + ", ".join(f"('{r['src']}', DATE '{r['day']}')" for r in pairs) + ") v(src, day))")
         wh.execute("UPDATE rollup_state SET refreshed_at = now() WHERE name = 'events'")
-    return {"mode": "dirty", "days": len(pairs), "seconds": time.perf_counter() - t0}
+        layer = person_day.refresh(wh, {r["day"] for r in pairs})
+    return {"mode": "dirty", "days": len(pairs), "seconds": time.perf_counter() - t0, "layer": layer}
 
 
 def refresh_if_owned(wh: Any) -> None:
@@ -108,8 +116,10 @@ def refresh_if_owned(wh: Any) -> None:
     read-only warehouse is left alone (queries read raw rows for its dirty days)."""
     if not hasattr(wh, "transaction") or getattr(wh, "read_only", False):
         return
+    from . import person_day
+
     try:
-        if ready(wh) and dirty_count(wh) == 0:
+        if ready(wh) and dirty_count(wh) == 0 and person_day.fresh(wh):
             return
         refresh(wh)
     except Exception as exc:  # read-only file, locked, older schema: the raw fallback keeps results right
@@ -137,6 +147,24 @@ def state(wh: Any) -> tuple[bool, dict[str, list[int]]]:
     for item in rows[0]["dirty"] or []:
         dirty.setdefault(item["src"], []).append(int(item["dn"]))
     return bool(rows[0]["built"]), {k: sorted(v) for k, v in dirty.items()}
+
+
+def layer_state(wh: Any) -> tuple[bool, dict[str, list[int]], bool, bool]:
+    """:func:`state` plus the person-day layer's (built?, fresh?) in the same small read."""
+    from . import person_day
+
+    try:
+        rows = wh.query(f"SELECT (SELECT count(*) FROM rollup_state WHERE name = 'events') AS built, "
+                        f"(SELECT list(DISTINCT {{'src': src, 'dn': {_DAYN}}}) FROM rollup_dirty) AS dirty, "
+                        + person_day.state_sql())
+    except Exception:
+        built, dirty = state(wh)
+        return built, dirty, False, False
+    dirty: dict[str, list[int]] = {}
+    for item in rows[0]["dirty"] or []:
+        dirty.setdefault(item["src"], []).append(int(item["dn"]))
+    return (bool(rows[0]["built"]), {k: sorted(v) for k, v in dirty.items()}, bool(rows[0]["pd_built"]),
+            bool(rows[0]["pd_fresh"]))
 
 
 def _ts_in(dns: list[int]) -> str:

@@ -1,0 +1,373 @@
+"""The person-day layer: the catalog's fact families with the person resolved and the winning source
+per person-day already chosen, one row per UTC day × person (× model or tool), kept fresh incrementally.
+
+Why: over a quarter the catalog spent most of its time resolving people (alias joins over every API
+actor-day and event bucket) and choosing the most complete source per person-day (a group-by and
+join over ~500,000 rows). Both depend only on the day's rows and the aliases, so they are done once
+here (``pd_*`` tables, :mod:`cclens.warehouse.schema.rollup` version 2); a query scans ~450,000 narrow
+rows of one table, joins the small dated team membership, and groups.
+
+What stays at query time, so figures follow changes without a rebuild:
+
+* team membership (dated), the ``person`` table (known people), prices (cost is priced in the query
+  from per-model token sums split by fast mode and the 200k long-context threshold, exactly as the
+  rollup path does);
+* event sessions that span several UTC days: a session counts on its first day *in the asked range*,
+  which depends on the range, so ``pd_session_day`` keeps them per day and the query counts them
+  (single-day sessions are pre-counted in ``pd_sessions``).
+
+Identity borrowing is over the whole history: a transcript row takes the OTel identity of its session,
+and an OTel metric point's ``user.id`` its email, from every row of that session / user id, not only
+the rows inside the asked range (the raw path uses the range; they differ only when a session's
+identity-bearing rows all lie outside the range).
+
+Freshness (:func:`refresh`, run by :func:`cclens.metrics.rollup.refresh`):
+
+* event days marked dirty are recomputed, widened to every day of the sessions they touch (a new row
+  can change a session's person or make it multi-day) and to the days of OTel user ids whose email
+  changed;
+* the daily API tables (Claude Code Analytics, Enterprise Analytics) are fingerprinted per day (rows,
+  latest ``fetched_at``): days whose fingerprint changed are recomputed;
+* any change to ``alias`` (import, link, unlink) rebuilds the layer.
+
+A query uses the layer only when it can give the same answer as the raw path (:func:`usable`): UTC
+days, no source or project grouping, no filter that changes which source wins (model, tool, token
+type, source), prices the rollup split can price, the alias and API fingerprints unchanged and no
+event day within two days of the range waiting for a refresh. Otherwise the query reads the rollups or
+raw tables as before: slower, never stale.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from typing import Any, Iterable
+
+from .facts import CCB, EAB, Ctx, Facts, _srcs
+
+LAYER_TZ = "UTC"
+TABLES = ("pd_activity", "pd_sessions", "pd_session_day", "pd_tokens", "pd_output", "pd_tools", "pd_active_time",
+          "pd_engagement")
+_EPOCH = date(1970, 1, 1)
+
+# fingerprints: any alias change rebuilds; the API tables per day (rows, newest fetch)
+ALIAS_FP = "(SELECT count(*) || ':' || coalesce(bit_xor(hash(kind, value, person_id)), 0) FROM alias)"
+_API = {"cc_actor_day": "max(fetched_at)", "cc_daily": "max(fetched_at)", "engagement_day": "max(fetched_at)",
+        "cc_tool_action": "NULL::TIMESTAMPTZ"}
+API_FP = " || '|' || ".join(f"(SELECT count(*) || ':' || coalesce({fx}::VARCHAR, '') FROM {t})" for t, fx in _API.items())
+FP_SQL = f"{ALIAS_FP} || '#' || {API_FP}"
+
+
+def state_sql() -> str:
+    """Columns for :func:`cclens.metrics.rollup.state`: ``pd_built`` and ``pd_fresh`` (fingerprints match)."""
+    return (f"(SELECT count(*) FROM pd_state WHERE key = 'fp') AS pd_built, "
+            f"coalesce((SELECT value FROM pd_state WHERE key = 'fp') = ({FP_SQL}), false) AS pd_fresh")
+
+
+def usable(ctx: Ctx, group_by: Iterable[str], filters: dict[str, Any], built: bool, fresh: bool,
+           dirty: dict[str, list[int]], prices_ok: bool) -> bool:
+    """True when a query can read the layer and get the raw path's answer (see the module doc)."""
+    if not (built and fresh and prices_ok) or ctx.tz != LAYER_TZ:
+        return False
+    if set(group_by) & {"source", "project"} or set(filters) - {"person", "team"}:
+        return False
+    lo, hi = (ctx.since - _EPOCH).days - 2, (ctx.until - _EPOCH).days + 2
+    return not any(lo <= d <= hi for days in dirty.values() for d in days)
+
+
+# -- query time: the families read from the layer -----------------------------------------------
+
+_RANGE = "day >= $since AND day <= $until"
+
+
+def _rate(kind: str, long: bool) -> str:
+    return f"p.{'long_' if long else ''}{kind}_per_mtok"
+
+
+def _total(long: bool) -> str:
+    return (f"t.input_tokens * {_rate('input', long)} + t.output_tokens * {_rate('output', long)}"
+            f" + t.cache_write_5m_tokens * {_rate('cache_write_5m', long)}"
+            f" + t.cache_write_1h_tokens * {_rate('cache_write_1h', long)}"
+            f" + t.cache_read_tokens * {_rate('cache_read', long)}")
+
+
+class LayerFacts(Facts):
+    """:class:`Facts` whose families read the person-day layer. Its rows are already the winners of
+    their person-day, so the compiler skips the precedence step (``layer = True``)."""
+
+    layer = True
+
+    def f_activity(self) -> str:
+        return self._add("f_activity", f"SELECT day, person, srcs, 0 AS tier FROM pd_activity WHERE {_RANGE}")
+
+    def f_sessions(self) -> str:
+        # multi-day event sessions: on their first day in the range, unless an API source reported the
+        # person that day (the API rows of pd_sessions won it)
+        self._add("pd_multi", f"""
+    SELECT session_id, min(day) AS day, arg_min(person, day) AS person, bool_or(bt) AS bt, bool_or(bo) AS bo
+    FROM pd_session_day WHERE multi AND {_RANGE} GROUP BY session_id""")
+        return self._add("f_sessions", f"""
+    SELECT day, person, srcs, tier, sessions FROM pd_sessions WHERE {_RANGE}
+    UNION ALL
+    SELECT m.day, m.person, {_srcs('m.bt', 'm.bo')}, 3, count(*) FROM pd_multi m
+    WHERE NOT EXISTS (SELECT 1 FROM pd_sessions a WHERE a.day = m.day AND a.person = m.person AND a.tier < 3)
+    GROUP BY m.day, m.person, m.bt, m.bo""")
+
+    def f_tokens(self) -> str:
+        return self._add("f_tokens", f"""
+    SELECT day, person, srcs, tier, model, NULL::VARCHAR AS project, input_tokens, output_tokens,
+           cache_read_tokens, cache_creation_tokens,
+           input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens AS tokens
+    FROM pd_tokens WHERE {_RANGE}""")
+
+    def f_cost(self) -> str:
+        self.priced = True
+        return self._add("f_cost", f"""
+    SELECT t.day, t.person, t.srcs, t.tier, t.model, NULL::VARCHAR AS project,
+           CASE WHEN t.tier = 1 THEN t.api_cost_usd WHEN p.price_key IS NULL THEN NULL ELSE (
+               CASE WHEN t.long_ctx AND p.long_context_threshold IS NOT NULL THEN {_total(True)} ELSE {_total(False)} END
+               * CASE WHEN t.fast THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6) END AS cost_usd,
+           CASE WHEN t.tier = 3 AND p.price_key IS NULL THEN t.model END AS unpriced_model
+    FROM pd_tokens t LEFT JOIN model_price p ON p.model = t.model WHERE t.day >= $since AND t.day <= $until""")
+
+    def f_output(self) -> str:
+        return self._add("f_output", f"""
+    SELECT day, person, srcs, tier, lines_added, lines_removed, commits, pull_requests FROM pd_output WHERE {_RANGE}""")
+
+    def f_tools(self) -> str:
+        return self._add("f_tools", f"SELECT day, person, srcs, tier, tool, accepted, rejected FROM pd_tools WHERE {_RANGE}")
+
+    def f_active_time(self) -> str:
+        return self._add("f_active_time", f"SELECT day, person, srcs, tier, seconds FROM pd_active_time WHERE {_RANGE}")
+
+    def f_engagement(self) -> str:
+        return self._add("f_engagement", f"""
+    SELECT day, person, srcs, tier, chat_messages, chat_conversations, web_searches FROM pd_engagement WHERE {_RANGE}""")
+
+
+def models_sql() -> str:
+    """The models a layer query may need a price for (event rows in range)."""
+    return f"SELECT DISTINCT model FROM pd_tokens WHERE tier = 3 AND {_RANGE}"
+
+
+# -- build -----------------------------------------------------------------------------------------
+
+# event rows from the rollup, with the columns pricing needs kept apart (fast, long context, cache ttl)
+_EV_RAW = """
+    SELECT r.q, r.session_id, r.host, r.email, r.account_uuid, r.user_id, coalesce(r.model, 'unknown') AS model,
+           r.bt, r.bo, r.fast, r.long_ctx, sum(r.requests)::BIGINT AS requests, sum(r.input_tokens) AS input_tokens,
+           sum(r.output_tokens) AS output_tokens, sum(r.cache_creation_tokens) AS cache_creation_tokens,
+           sum(r.cache_read_tokens) AS cache_read_tokens, sum(r.cache_write_5m_tokens) AS cache_write_5m_tokens,
+           sum(r.cache_write_1h_tokens) AS cache_write_1h_tokens
+    FROM rollup_request r WHERE r.q >= $q_from AND r.q < $q_to
+    GROUP BY ALL"""
+# a session's identity from all its rows (not only this range)
+_EV_SESS = """
+    SELECT session_id, max(email) AS email, max(account_uuid) AS account_uuid, max(user_id) AS user_id
+    FROM rollup_request WHERE session_id IN (SELECT session_id FROM ev_raw)
+      AND (email IS NOT NULL OR account_uuid IS NOT NULL OR user_id IS NOT NULL)
+    GROUP BY session_id"""
+UID_MAP = """
+    SELECT user_id, max(email) AS email, max(account_uuid) AS account_uuid
+    FROM rollup_request WHERE user_id IS NOT NULL AND (email IS NOT NULL OR account_uuid IS NOT NULL)
+    GROUP BY user_id"""
+
+
+def _winners(fam: str) -> str:
+    """The rows of ``fam`` whose source won their person-day (the compiler's precedence, done once)."""
+    return (f"SELECT b.* FROM {fam} b JOIN (SELECT person, day, min(tier) AS tier FROM {fam} GROUP BY person, day) w "
+            f"ON w.person = b.person AND w.day = b.day AND w.tier = b.tier")
+
+
+def _facts(since: date, until: date) -> Facts:
+    f = Facts(Ctx(tz=LAYER_TZ, since=since, until=until, rollups=True, dirty={}))
+    f._add("ev_raw", _EV_RAW)       # ev() keeps these (it adds a CTE only once)
+    f._add("ev_sess", _EV_SESS)
+    f._add("uid_map", "SELECT * FROM pd_uid_map")
+    return f
+
+
+def _inserts(since: date, until: date) -> list[tuple[str, str, list[Any]]]:
+    """(table, INSERT … SELECT, params) filling the layer for UTC days ``since``..``until``; the
+    session-day table first (pd_sessions reads it)."""
+    from .facts import bind
+
+    out: list[tuple[str, str, list[Any]]] = []
+
+    def add(table: str, f: Facts, select: str) -> None:
+        sql, params = bind(f"INSERT INTO {table} {f.sql_with()}{select}", f.ctx.params())
+        out.append((table, sql, params))
+
+    f = _facts(since, until)
+    ev = f.ev(False)
+    add("pd_session_day", f, f"""
+    SELECT e.day, e.session_id, min(e.person), bool_or(e.bt), bool_or(e.bo), m.n > 1
+    FROM {ev} e JOIN (SELECT session_id, count(DISTINCT q // 96) AS n FROM rollup_request
+                      WHERE session_id IN (SELECT session_id FROM ev_raw) GROUP BY session_id) m USING (session_id)
+    GROUP BY e.day, e.session_id, m.n""")
+
+    f = _facts(since, until)
+    fam = f.f_activity()
+    add("pd_activity", f, f"SELECT day, person, bit_or(srcs) FROM {fam} GROUP BY day, person")
+
+    f = _facts(since, until)
+    cc, eng = f.cc(), f.eng()
+    f._add("fs", f"""
+    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, count(*) AS sessions
+    FROM pd_session_day WHERE NOT multi AND {_RANGE} GROUP BY day, person, bt, bo
+    UNION ALL SELECT day, person, {CCB}, 1, sessions FROM {cc}
+    UNION ALL SELECT day, person, {EAB}, 2, cc_session_count FROM {eng} WHERE cc_session_count IS NOT NULL""")
+    add("pd_sessions", f, f"SELECT day, person, srcs, tier, sum(sessions) FROM ({_winners('fs')}) "
+                          "GROUP BY day, person, srcs, tier")
+
+    f = _facts(since, until)
+    ev, ccd = f.ev(False), f.cc_daily()
+    f._add("ft", f"""
+    SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, model, fast, long_ctx, input_tokens, output_tokens,
+           cache_read_tokens, cache_creation_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+           NULL::DOUBLE AS api_cost_usd FROM {ev}
+    UNION ALL
+    SELECT day, person, {CCB}, 1, model, false, false, input_tokens, output_tokens, cache_read_tokens,
+           cache_creation_tokens, 0, 0, cost_usd FROM {ccd}""")
+    add("pd_tokens", f, f"""
+    SELECT day, person, srcs, tier, model, fast, long_ctx, sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
+           sum(cache_creation_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens), sum(api_cost_usd)
+    FROM ({_winners('ft')}) GROUP BY day, person, srcs, tier, model, fast, long_ctx""")
+
+    for table, family, cols, dims in (
+            ("pd_output", "output", ("lines_added", "lines_removed", "commits", "pull_requests"), ()),
+            ("pd_tools", "tools", ("accepted", "rejected"), ("tool",)),
+            ("pd_active_time", "active_time", ("seconds",), ()),
+            ("pd_engagement", "engagement", ("chat_messages", "chat_conversations", "web_searches"), ())):
+        f = _facts(since, until)
+        fam = f.family(family)
+        keys = ", ".join(("day", "person", "srcs", "tier", *dims))
+        add(table, f, f"SELECT {keys}, {', '.join(f'sum({c})' for c in cols)} FROM ({_winners(fam)}) GROUP BY {keys}")
+    return out
+
+
+def _runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive runs of ``days`` as (first, last)."""
+    out: list[tuple[date, date]] = []
+    for d in sorted(set(days)):
+        if out and d == out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def _day_list(days: Iterable[date]) -> str:
+    return ", ".join(f"DATE '{d}'" for d in sorted(set(days)))
+
+
+def _api_days_select() -> str:
+    return " UNION ALL ".join(f"SELECT '{t}' AS tbl, day, count(*) AS n, {fx} AS fetched FROM {t} GROUP BY day"
+                              for t, fx in _API.items())
+
+
+def _data_days(wh: Any) -> list[date]:
+    row = wh.query("""SELECT least((SELECT min(q) // 96 FROM rollup_request), (SELECT min(q) // 96 FROM rollup_point),
+                                   (SELECT datediff('day', DATE '1970-01-01', min(day)) FROM cc_actor_day),
+                                   (SELECT datediff('day', DATE '1970-01-01', min(day)) FROM cc_daily),
+                                   (SELECT datediff('day', DATE '1970-01-01', min(day)) FROM cc_tool_action),
+                                   (SELECT datediff('day', DATE '1970-01-01', min(day)) FROM engagement_day)) AS lo,
+                             greatest((SELECT max(q) // 96 FROM rollup_request), (SELECT max(q) // 96 FROM rollup_point),
+                                   (SELECT datediff('day', DATE '1970-01-01', max(day)) FROM cc_actor_day),
+                                   (SELECT datediff('day', DATE '1970-01-01', max(day)) FROM cc_daily),
+                                   (SELECT datediff('day', DATE '1970-01-01', max(day)) FROM cc_tool_action),
+                                   (SELECT datediff('day', DATE '1970-01-01', max(day)) FROM engagement_day)) AS hi""")[0]
+    if row["lo"] is None:
+        return []
+    return [_EPOCH + timedelta(days=int(row["lo"])), _EPOCH + timedelta(days=int(row["hi"]))]
+
+
+def _recompute(wh: Any, runs: list[tuple[date, date]]) -> None:
+    for lo, hi in runs:
+        for table in TABLES:
+            wh.execute(f"DELETE FROM {table} WHERE day >= ? AND day <= ?", [lo, hi])
+        for _table, sql, params in _inserts(lo, hi):
+            wh.execute(sql, params)
+
+
+def _save_state(wh: Any, api: bool = True) -> None:
+    if api:
+        wh.execute("DELETE FROM pd_api_day")
+        wh.execute(f"INSERT INTO pd_api_day {_api_days_select()}")
+    wh.execute("DELETE FROM pd_state")
+    wh.execute(f"INSERT INTO pd_state SELECT 'fp', {FP_SQL}")
+    wh.execute(f"INSERT INTO pd_state SELECT 'alias', {ALIAS_FP}")
+    wh.execute("INSERT INTO pd_state SELECT 'built_at', now()::VARCHAR")
+
+
+def build(wh: Any) -> dict[str, Any]:
+    """Rebuild the whole layer (inside the caller's transaction; the rollups must be current)."""
+    t0 = time.perf_counter()
+    for table in TABLES:
+        wh.execute(f"DELETE FROM {table}")
+    wh.execute("DELETE FROM pd_uid_map")
+    wh.execute(f"INSERT INTO pd_uid_map {UID_MAP}")
+    span = _data_days(wh)
+    if span:
+        _recompute(wh, [(span[0], span[1])])
+    _save_state(wh)
+    return {"layer": "full", "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def built(wh: Any) -> bool:
+    try:
+        return bool(wh.scalar("SELECT count(*) FROM pd_state WHERE key = 'fp'"))
+    except Exception:
+        return False
+
+
+def fresh(wh: Any) -> bool:
+    """True when the layer is built and no alias or daily API row changed since (events: rollup_dirty)."""
+    try:
+        return bool(wh.scalar(f"SELECT coalesce((SELECT value FROM pd_state WHERE key = 'fp') = ({FP_SQL}), false)"))
+    except Exception:
+        return False
+
+
+def refresh(wh: Any, event_days: Iterable[date] = (), *, full: bool = False) -> dict[str, Any]:
+    """Bring the layer up to date after the rollups were refreshed for ``event_days`` (UTC days whose
+    event rows changed). Inside the caller's transaction."""
+    if full or not built(wh) or wh.scalar(f"SELECT (SELECT value FROM pd_state WHERE key = 'alias') <> {ALIAS_FP}"):
+        return build(wh)
+    t0 = time.perf_counter()
+    days = set(event_days)
+    if days:
+        # every day of the sessions these days touch (a row may change a session's person or span)
+        dl = _day_list(days)
+        dns = ", ".join(str((d - _EPOCH).days) for d in days)
+        rows = wh.query(f"""
+            WITH s AS (SELECT DISTINCT session_id FROM rollup_request WHERE q // 96 IN ({dns}) AND session_id IS NOT NULL
+                       UNION SELECT session_id FROM pd_session_day WHERE day IN ({dl}) AND session_id IS NOT NULL)
+            SELECT DISTINCT q // 96 AS dn FROM rollup_request WHERE session_id IN (SELECT session_id FROM s)
+            UNION SELECT datediff('day', DATE '1970-01-01', day) FROM pd_session_day
+            WHERE session_id IN (SELECT session_id FROM s)""")
+        days |= {_EPOCH + timedelta(days=int(r["dn"])) for r in rows}
+        # OTel user ids whose email/account changed: every day of their metric points
+        wh.execute(f"CREATE OR REPLACE TEMP TABLE _pd_uid AS {UID_MAP}")
+        changed = wh.query("""
+            SELECT DISTINCT q // 96 AS dn FROM rollup_point WHERE user_id IN (
+                SELECT user_id FROM (SELECT * FROM _pd_uid EXCEPT SELECT * FROM pd_uid_map
+                                     UNION ALL (SELECT * FROM pd_uid_map EXCEPT SELECT * FROM _pd_uid)))""")
+        days |= {_EPOCH + timedelta(days=int(r["dn"])) for r in changed}
+        wh.execute("DELETE FROM pd_uid_map")
+        wh.execute("INSERT INTO pd_uid_map SELECT * FROM _pd_uid")
+        wh.execute("DROP TABLE IF EXISTS _pd_uid")
+    api_changed = not fresh(wh)
+    if api_changed:
+        rows = wh.query(f"""
+            SELECT DISTINCT day FROM (
+                (SELECT * FROM ({_api_days_select()}) EXCEPT SELECT * FROM pd_api_day)
+                UNION ALL (SELECT * FROM pd_api_day EXCEPT SELECT * FROM ({_api_days_select()})))""")
+        days |= {r["day"] for r in rows}
+    if not days:
+        if api_changed:  # rows rewritten with the same content: only the fingerprint moves
+            _save_state(wh)
+        return {"layer": "none", "days": 0, "seconds": round(time.perf_counter() - t0, 3)}
+    _recompute(wh, _runs(days))
+    _save_state(wh, api=api_changed)
+    return {"layer": "days", "days": len(days), "seconds": round(time.perf_counter() - t0, 3)}
