@@ -14,9 +14,11 @@ from typing import Any
 from ..metrics import anthropic_api, usage
 from ..model.pricing import PriceTable
 from ..model.session_view import session_view
+from . import dashboard_derive as derive
 from .dashboard_model import Filters, Prov
 
 TRANSCRIPTS_OTEL = ("transcripts", "otel")
+DERIVE = True   # derive figures from other figures of the page where exact (dashboard_derive); off: one query each
 SOURCE_LABELS = {
     "transcripts": "Session transcripts",
     "otel": "OpenTelemetry",
@@ -31,12 +33,28 @@ SOURCE_LABELS = {
 class Figures:
     """The metrics of one request, over one reader (a read cursor of the server's warehouse)."""
 
-    def __init__(self, reader: Any, filters: Filters, prices: PriceTable):
+    def __init__(self, reader: Any, filters: Filters, prices: PriceTable, derive: bool | None = None):
         self.reader = reader
         self.f = filters
         self.prices = prices
+        self.derive = DERIVE if derive is None else derive
         self._memo: dict[tuple, Any] = {}
-        self.calls: list[tuple] = []   # the metric() calls made, in order (what build() learns to prefetch)
+        self.calls: list[tuple] = []   # the catalog queries run, in order (what build() learns to prefetch)
+        self.vias: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+
+    def scoped(self, filters: Filters) -> "Figures":
+        """The same request's figures for other filters (e.g. one team): shares the memo and the list of
+        calls, so the page's prefetch covers them too."""
+        out = Figures(self.reader, filters, self.prices, self.derive)
+        out._memo, out.calls = self._memo, self.calls
+        return out
+
+    def via(self, vias: dict[tuple[str, tuple[str, ...]], tuple[str, ...]]) -> "Figures":
+        """Declare that, for this page's own filters, ``(metric, group_by)`` is to be derived from the same
+        metric grouped finer (``{("tokens", ()): ("model",)}``: the total from the per-model rows the page
+        shows anyway), one query fewer each (:mod:`cclens.server.dashboard_derive`; exact or refused)."""
+        self.vias.update({(m, tuple(g)): tuple(v) for (m, g), v in vias.items()})
+        return self
 
     def _once(self, key: tuple, make: Any) -> Any:
         if key not in self._memo:
@@ -56,16 +74,43 @@ class Figures:
         f = f or self.f
         entry = catalog.get(name)
         org_wide = bool(f.team) and "team" not in entry.dims
-        key, make = self.metric_job(name, group_by, f, filters)
-        self.calls.append((name, tuple(group_by), f, filters))
-        res = self._once(key, lambda: make(self.reader))
-        seen = sorted({s for r in res.rows for s in (r.get("sources") or [])})
+        rows = self.rows(name, tuple(group_by), f, filters)
+        seen = sorted({s for r in rows for s in (r.get("sources") or [])})
         feeding = tuple(getattr(catalog, "_feeding")(entry))
         text = entry.description + (" Organisation-wide: it has no team dimension, so the team filter does not "
                                     "apply." if org_wide else "")
         if seen:
             text += f" Fed here by: {', '.join(seen)}."
-        return res.rows, Prov(name, feeding, text)
+        return rows, Prov(name, feeding, text)
+
+    def rows(self, name: str, group_by: tuple[str, ...], f: Filters,
+             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """The rows ``catalog.compute`` gives for this call: derived from other calls of the page where
+        that is exact (a declared :meth:`via`, a ratio from its two parts, a share from its base), else
+        computed (once per request)."""
+        from ..metrics import catalog
+
+        if self.derive:
+            entry = catalog.get(name)
+            via = self.vias.get((name, group_by)) if f == self.f else None
+            if via is not None and via != group_by:
+                return derive.regroup(entry, self.rows(name, via, f, filters), via, group_by)
+            parts = (entry.numerator, entry.denominator) if entry.numerator else (entry.share_of,) if entry.share_of else ()
+            if parts and all(self._team_filtered(p, f) == self._team_filtered(name, f) for p in parts):
+                if entry.numerator:
+                    return derive.ratio(entry, self.rows(entry.numerator, group_by, f, filters),
+                                        self.rows(entry.denominator, group_by, f, filters), group_by)
+                if group_by == ("model",):
+                    return derive.share(entry, self.rows(entry.share_of, group_by, f, filters), group_by)
+        key, make = self.metric_job(name, group_by, f, filters)
+        self.calls.append((name, group_by, f, filters))
+        return self._once(key, lambda: make(self.reader)).rows
+
+    @staticmethod
+    def _team_filtered(name: str, f: Filters) -> bool:
+        from ..metrics import catalog
+
+        return bool(f.team) and "team" in catalog.get(name).dims
 
     def metric_job(self, name: str, group_by: tuple[str, ...], f: Filters,
                    filters: dict[str, list[str]] | None) -> tuple[tuple, Any]:

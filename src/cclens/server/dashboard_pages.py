@@ -127,6 +127,9 @@ def overview(ctx: Ctx) -> Page:
     page = Page("overview", "Overview", f"Claude Code across the organisation, {f.since} to {f.until} ({f.tz}), "
                 f"against the {f.days} days before.", "overview")
     ctx.empty_for(page, "transcripts", "otel", "claude_code_analytics", what="usage")
+    # totals from the per-day/per-model rows the charts and table show (one query fewer each)
+    fig.via({("tokens", ()): ("model",), ("estimated_cost", ()): ("day", "model"),
+             ("estimated_cost", ("model",)): ("day", "model"), ("billed_cost", ()): ("day",)})
     page.add(Kpis([
         _kpi(ctx, "active_people", "Active people", "int"), _kpi(ctx, "sessions", "Sessions", "int"),
         _kpi(ctx, "lines_added", "Lines added", "int"), _kpi(ctx, "commits", "Commits", "int"),
@@ -169,6 +172,8 @@ def adoption(ctx: Ctx) -> Page:
     fig, f = ctx.fig, ctx.f
     page = Page("adoption", "Adoption", "Who uses Claude Code, when, and how that changes.", "adoption")
     ctx.empty_for(page, "claude_code_analytics", "otel", "transcripts", what="adoption data")
+    # active people in total, per day, per week and per person-week: all from the person-day rows
+    fig.via({("active_people", g): ("person", "day") for g in ((), ("day",), ("week",), ("person", "week"))})
     page.add(Kpis([_kpi(ctx, "active_people", "Active people", "int"),
                    _kpi(ctx, "active_share", "Share of known people active", "pct"),
                    _kpi(ctx, "sessions_per_active_person", "Sessions per active person", "num"),
@@ -241,6 +246,8 @@ def cost(ctx: Ctx) -> Page:
     page = Page("cost", "Cost", "Estimated cost (tokens × price table, or Anthropic's estimate) next to what "
                 "Anthropic bills.", "cost")
     ctx.empty_for(page, "transcripts", "otel", "cost", "claude_code_analytics", what="cost data")
+    fig.via({("estimated_cost", g): ("day", "model") for g in ((), ("day",), ("model",))})
+    fig.via({("billed_cost", ()): ("day",)})
     page.add(Kpis([_kpi(ctx, "estimated_cost", "Estimated cost", "usd", False),
                    _kpi(ctx, "billed_cost", "Billed cost", "usd", False),
                    _kpi(ctx, "cost_per_active_person", "Per active person", "usd", False),
@@ -289,6 +296,8 @@ def output(ctx: Ctx) -> Page:
     fig, f = ctx.fig, ctx.f
     page = Page("output", "Output", "Lines, commits and pull requests made with Claude Code; edit decisions.", "output")
     ctx.empty_for(page, "claude_code_analytics", "otel", what="output data")
+    fig.via({**{(m, ()): ("day",) for m in ("lines_added", "lines_removed", "commits", "pull_requests")},
+             ("edit_accept_rate", ()): ("tool",)})
     page.add(Kpis([_kpi(ctx, "lines_added", "Lines added", "int"), _kpi(ctx, "lines_removed", "Lines removed", "int"),
                    _kpi(ctx, "commits", "Commits", "int"), _kpi(ctx, "pull_requests", "Pull requests", "int"),
                    _kpi(ctx, "edit_accept_rate", "Edit accept rate", "pct")]))
@@ -342,6 +351,7 @@ def people(ctx: Ctx) -> Page:
 def person(ctx: Ctx, key: str) -> Page:
     fig, f = ctx.fig, ctx.f
     page = Page("person", key, "One person (or identity) in the period.", "people")
+    fig.via({("tokens", ()): ("day", "model")})
     only = {"person": [key]}
     kpis = []
     for m, label, unit in PEOPLE_METRICS:
@@ -382,8 +392,8 @@ def teams(ctx: Ctx) -> Page:
 def team(ctx: Ctx, key: str) -> Page:
     from dataclasses import replace
 
-    scoped = Ctx(Figures(ctx.fig.reader, replace(ctx.f, team=key), ctx.fig.prices), replace(ctx.f, team=key),
-                 ctx.url, ctx.href)
+    scoped = Ctx(ctx.fig.scoped(replace(ctx.f, team=key)), replace(ctx.f, team=key), ctx.url, ctx.href)
+    scoped.fig.via({("active_people", g): ("person", "day") for g in ((), ("day",))})
     names = {t["key"]: t["name"] for t in ctx.fig.teams()}
     page = Page("team", names.get(key, key), f"Team {names.get(key, key)}: people while they were in it.", "teams")
     page.add(Kpis([_kpi(scoped, "active_people", "Active people", "int"), _kpi(scoped, "sessions", "Sessions", "int"),
