@@ -73,17 +73,59 @@ def discover(extra_paths: list[Path] | None = None, *, include_defaults: bool = 
 
 def discover_paths(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> list[str]:
     """:func:`discover` as plain path strings (cheaper: reports run this on every call)."""
-    found: set[str] = set()
+    return sorted(scan(extra_paths, include_defaults=include_defaults))
+
+
+def scan(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> dict[str, int | OSError]:
+    """Every transcript file (as :func:`discover` finds them, unsorted) with its size in bytes, or the
+    OSError that stat-ing it raised. One ``scandir`` per folder and one ``stat`` per file: this is what
+    a report pays on every run to notice new lines, so it builds no Path objects."""
+    found: dict[str, int | OSError] = {}
     candidates = (default_roots() if include_defaults else []) + [Path(p).expanduser() for p in extra_paths or []]
     for root in candidates:
         if root.is_file():
-            found.add(str(root.resolve()))
+            path = str(root.resolve())
+            found[path] = _size(path)
         elif root.is_dir():
             # Resolve the root once (symlinks such as ~/.claude -> elsewhere); walking below it yields
             # real paths already, and resolving thousands of files one by one costs more than the walk.
-            for dirpath, _dirs, names in os.walk(root.resolve()):
-                found.update(os.path.join(dirpath, n) for n in names if n.endswith(".jsonl"))
-    return sorted(found)
+            _walk(str(root.resolve()), found)
+    return found
+
+
+def _size(path: str) -> int | OSError:
+    try:
+        return os.stat(path).st_size
+    except OSError as exc:
+        return exc
+
+
+def _walk(top: str, found: dict[str, int | OSError]) -> None:
+    """Add ``*.jsonl`` files below ``top`` to ``found``, as ``os.walk(top)`` sees them: symlinked files
+    are taken, symlinked folders are not entered, unreadable folders are skipped."""
+    stack = [top]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    try:
+                        if not entry.is_symlink():
+                            stack.append(entry.path)
+                    except OSError:
+                        pass
+                elif entry.name.endswith(".jsonl"):
+                    try:
+                        found[entry.path] = entry.stat().st_size
+                    except OSError as exc:
+                        found[entry.path] = exc
 
 
 def _head_hash(fh, size: int) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,11 +9,10 @@ from typing import Callable
 
 import orjson
 
-from .files import Chunk, FileCursor, discover_paths, read_new
+from .files import Chunk, FileCursor, read_new, scan
 from .stats import IngestStats
 
 BATCH_BYTES = 32 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
-DUCKDB_MEMORY_LIMIT = "160MB"     # DuckDB's own cap while ingesting (it spills past it); keeps peak RSS flat
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -56,35 +54,52 @@ class _Batcher:
 _CURSOR_COLUMNS = "path, file_id, head_hash, generation, size, byte_offset, mtime, lines"
 
 
-def load_cursors(wh, host: str) -> dict[str, FileCursor]:
-    """The stored cursors of ``host``, by path."""
+def load_cursors(wh, host: str, paths: list[str] | None = None) -> dict[str, FileCursor]:
+    """The stored cursors of ``host`` by path (only those of ``paths`` when given)."""
     sql = f"SELECT {_CURSOR_COLUMNS} FROM transcript_file WHERE host = ?"
-    con = getattr(wh, "con", None)
-    rows = con.execute(sql, [host]).fetchall() if con is not None else \
-        [tuple(r.values()) for r in wh.query(sql, [host])]
+    params: list = [host]
+    if paths is not None:
+        sql += " AND path IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(paths)
+    con = getattr(wh, "_con", None)  # the engine only: no need for the duckdb package's relation API here
+    rows = con.execute(sql, params).fetchall() if con is not None else \
+        [tuple(r.values()) for r in wh.query(sql, params)]
     return {r[0]: FileCursor(*r) for r in rows}
 
 
 def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True
          ) -> tuple[list[tuple[Path, FileCursor | None]], int, list[str]]:
-    """Which files have changed since their cursor: ``(files with their cursors, bytes pending, errors)``.
-    Cheap (a directory walk and a stat per file), so reports can call it every time."""
-    files = discover_paths(paths, include_defaults=include_defaults)
-    cursors = load_cursors(wh, host)
+    """Which files have changed since their cursor: ``(files with their cursors, bytes pending, errors)``,
+    files in path order. Cheap (a directory walk and a stat per file, compared with the stored sizes
+    without building a cursor per file), so reports can call it every time."""
+    found = scan(paths, include_defaults=include_defaults)
+    stored = _stored_sizes(wh, host)
     errors: list[str] = []
+    changed: list[tuple[str, int]] = []
+    for f, size in found.items():
+        if isinstance(size, OSError):
+            errors.append(f"{f}: {size.strerror or size}")
+        elif stored.get(f) != (size, size):  # (byte offset, size) of what is ingested
+            changed.append((f, size))
+    if not changed:
+        return [], 0, sorted(errors)
+    cursors = load_cursors(wh, host, [f for f, _ in changed])
     todo: list[tuple[Path, FileCursor | None]] = []
     pending = 0
-    for f in files:
+    for f, size in sorted(changed):
         c = cursors.get(f)
-        try:
-            size = os.stat(f).st_size
-        except OSError as exc:
-            errors.append(f"{f}: {exc.strerror or exc}")
-            continue
-        if c is None or size != c.offset or c.size != size:
-            todo.append((Path(f), c))
-            pending += size - c.offset if c and size >= c.offset else size
-    return todo, pending, errors
+        todo.append((Path(f), c))
+        pending += size - c.offset if c and size >= c.offset else size
+    return todo, pending, sorted(errors)
+
+
+def _stored_sizes(wh, host: str) -> dict[str, tuple[int, int]]:
+    """``{path: (byte offset, size)}`` of the stored cursors of ``host``."""
+    sql = "SELECT path, byte_offset, size FROM transcript_file WHERE host = ?"
+    con = getattr(wh, "_con", None)
+    if con is not None:
+        return {p: (o, s) for p, o, s in con.execute(sql, [host]).fetchall()}
+    return {r["path"]: (r["byte_offset"], r["size"]) for r in wh.query(sql, [host])}
 
 
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
@@ -101,8 +116,9 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
     batcher = _Batcher(wh, host, capture_content, run_id, batch_bytes, progress, pending)
-    wh.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-    try:
+    from .load import bulk_load  # memory cap and one checkpoint at the end (pyarrow is needed anyway)
+
+    with bulk_load(wh, pending):
         for f, cursor in todo:
             while True:
                 try:
@@ -114,8 +130,6 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
                 if chunk is None or cursor.offset >= cursor.size:
                     break
         batcher.flush()
-    finally:
-        wh.execute("RESET memory_limit")
     total = batcher.stats
     total.files = len(todo)
     total.errors.extend(errors)

@@ -1,0 +1,75 @@
+"""The file walk and plan that every report runs: same files as ``os.walk``, only changed files planned."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cclens.sources.transcripts import ingest_paths, plan
+from cclens.sources.transcripts.files import discover_paths, scan
+
+LINE = b'{"type":"user","sessionId":"s1","uuid":"u%d","timestamp":"2026-01-01T00:00:00Z","message":{"role":"user","content":"hi"}}\n'
+
+
+def _tree(root: Path) -> dict[str, Path]:
+    """A transcript tree with every kind of entry the walk must get right."""
+    (root / "proj" / "sess" / "subagents").mkdir(parents=True)
+    elsewhere = root.parent / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    files = {
+        "main": root / "proj" / "a.jsonl",
+        "sub": root / "proj" / "sess" / "subagents" / "agent-1.jsonl",
+        "top": root / "top.jsonl",
+        "outside": elsewhere / "deep" / "x.jsonl",
+    }
+    for i, f in enumerate(files.values()):
+        f.write_bytes(LINE % i)
+    (root / "proj" / "notes.txt").write_text("not a transcript")
+    (root / "proj" / "dir.jsonl").mkdir()                       # a folder with the suffix: not a file
+    (root / "proj" / "linked.jsonl").symlink_to(files["outside"])  # a symlinked file: taken
+    (root / "proj" / "linkdir").symlink_to(elsewhere)           # a symlinked folder: not entered
+    (root / "proj" / "broken.jsonl").symlink_to(root / "gone.jsonl")  # cannot be stat-ed: an error
+    return files
+
+
+def _os_walk(root: Path) -> set[str]:
+    found = set()
+    for dirpath, _dirs, names in os.walk(root.resolve()):
+        found.update(os.path.join(dirpath, n) for n in names if n.endswith(".jsonl"))
+    return found
+
+
+def test_scan_finds_what_os_walk_finds_with_sizes(tmp_path):
+    root = tmp_path / "projects"
+    files = _tree(root)
+    found = scan([root], include_defaults=False)
+    assert set(found) == _os_walk(root)
+    assert discover_paths([root], include_defaults=False) == sorted(_os_walk(root))
+    base = str(root.resolve())
+    assert found[f"{base}/proj/a.jsonl"] == files["main"].stat().st_size
+    assert found[f"{base}/proj/linked.jsonl"] == files["outside"].stat().st_size
+    assert isinstance(found[f"{base}/proj/broken.jsonl"], OSError)
+    assert not any("linkdir" in p or p.endswith("dir.jsonl") for p in found)
+
+
+def test_plan_lists_only_changed_files_and_reports_unreadable_ones(warehouse, tmp_path):
+    root = tmp_path / "projects"
+    files = _tree(root)
+    stats = ingest_paths(warehouse, [root], host="h", include_defaults=False)
+    assert len(stats.errors) == 1 and "broken.jsonl" in stats.errors[0]
+    todo, pending, errors = plan(warehouse, [root], host="h", include_defaults=False)
+    assert (todo, pending) == ([], 0)
+    assert len(errors) == 1 and "broken.jsonl" in errors[0]
+
+    with open(files["sub"], "ab") as fh:  # an append changes the file, not its folder
+        fh.write(LINE % 9)
+    with open(files["main"], "ab") as fh:  # a partial line: planned, read, and left for later
+        fh.write(b'{"type":"user"')
+    todo, pending, _ = plan(warehouse, [root], host="h", include_defaults=False)
+    assert [str(p) for p, _ in todo] == sorted([str(files["main"].resolve()), str(files["sub"].resolve())])
+    assert all(c is not None and c.offset > 0 for _, c in todo)
+    assert pending == len(LINE % 9) + len(b'{"type":"user"')
+
+    (root / "proj" / "new.jsonl").write_bytes(LINE % 7)  # a new file has no cursor yet
+    todo, _, _ = plan(warehouse, [root], host="h", include_defaults=False)
+    assert (Path(str((root / "proj" / "new.jsonl").resolve())), None) in todo
