@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import orjson
 
@@ -17,38 +17,32 @@ BATCH_BYTES = 32 * 1024 * 1024  # bytes per transaction; bounds peak memory what
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 
-class _Batcher:
-    """Collects chunks and their cursors; commits them when the batch is full (and at the end)."""
-
-    def __init__(self, wh, host: str, capture_content: bool, run_id: str, batch_bytes: int,
-                 progress: Progress | None, pending: int):
-        self.wh, self.host, self.capture_content, self.run_id = wh, host, capture_content, run_id
-        self.batch_bytes, self.progress, self.pending = batch_bytes, progress, pending
-        self.stats = IngestStats()
-        self.chunks: list[Chunk] = []
-        self.cursors: list[FileCursor] = []
-        self.size = 0
-        self.done = 0
-
-    def add(self, chunk: Chunk | None, cursor: FileCursor) -> None:
-        self.cursors.append(cursor)  # even with nothing new: remember size and identity
-        if chunk is not None:
-            self.chunks.append(chunk)
-            self.size += len(chunk.data)
-            if self.size >= self.batch_bytes:
-                self.flush()
-
-    def flush(self) -> None:
-        if not self.chunks and not self.cursors:
-            return
-        from .load import ingest_chunks  # numpy/pyarrow only once there is something to load
-
-        self.stats.add(ingest_chunks(self.wh, self.chunks, host=self.host, capture_content=self.capture_content,
-                                     cursors=self.cursors, run_id=self.run_id))
-        self.done += self.size
-        if self.progress:
-            self.progress(self.done, self.pending)
-        self.chunks, self.cursors, self.size = [], [], 0
+def _read_batches(todo: list[tuple[Path, FileCursor | None]], batch_bytes: int, errors: list[str]
+                  ) -> Iterator[tuple[list[Chunk], list[FileCursor], int]]:
+    """The new complete lines of ``todo`` as ``(chunks, cursors, bytes)`` batches of about ``batch_bytes``.
+    Every file's cursor is in a batch, even when nothing is new (its size and identity are remembered).
+    Files that cannot be read are appended to ``errors`` and skipped."""
+    chunks: list[Chunk] = []
+    cursors: list[FileCursor] = []
+    size = 0
+    for f, cursor in todo:
+        while True:
+            try:
+                chunk, cursor = read_new(f, cursor)
+            except OSError as exc:
+                errors.append(f"{f}: {exc.strerror or exc}")
+                break
+            cursors.append(cursor)
+            if chunk is not None:
+                chunks.append(chunk)
+                size += len(chunk.data)
+                if size >= batch_bytes:
+                    yield chunks, cursors, size
+                    chunks, cursors, size = [], [], 0
+            if chunk is None or cursor.offset >= cursor.size:
+                break
+    if chunks or cursors:
+        yield chunks, cursors, size
 
 
 _CURSOR_COLUMNS = "path, file_id, head_hash, generation, size, byte_offset, mtime, lines"
@@ -115,22 +109,19 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
         return stats
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
-    batcher = _Batcher(wh, host, capture_content, run_id, batch_bytes, progress, pending)
-    from .load import bulk_load  # memory cap and one checkpoint at the end (pyarrow is needed anyway)
+    # numpy/pyarrow only once there is something to load
+    from .load import bulk_load, ingest_chunks, prepared
 
+    total = IngestStats()
+    done = 0
     with bulk_load(wh, pending):
-        for f, cursor in todo:
-            while True:
-                try:
-                    chunk, cursor = read_new(f, cursor)
-                except OSError as exc:
-                    errors.append(f"{f}: {exc.strerror or exc}")
-                    break
-                batcher.add(chunk, cursor)
-                if chunk is None or cursor.offset >= cursor.size:
-                    break
-        batcher.flush()
-    total = batcher.stats
+        # The next batch is read and turned into Arrow on another thread while this one loads.
+        for chunks, cursors, size, table in prepared(_read_batches(todo, batch_bytes, errors)):
+            total.add(ingest_chunks(wh, chunks, host=host, capture_content=capture_content, cursors=cursors,
+                                    run_id=run_id, batch=table))
+            done += size
+            if progress:
+                progress(done, pending)
     total.files = len(todo)
     total.errors.extend(errors)
     wh.execute("INSERT INTO ingest_run VALUES (?, 'transcripts', ?, ?, ?, ?)",

@@ -15,6 +15,8 @@ multi-threaded) parses every line once into the typed envelope below. Per batch:
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -55,7 +57,7 @@ QUARANTINE_RAW_LIMIT = 4096
 # into the file, so a cold ingest compresses and writes each row group once at the end of the run
 # instead of at every few batches.
 BULK_MEMORY_LIMIT = "160MB"
-BULK_CHECKPOINT_THRESHOLD = "1GB"
+BULK_CHECKPOINT_THRESHOLD = "64MB"
 
 
 @contextmanager
@@ -78,6 +80,51 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
         wh.execute("RESET checkpoint_threshold")
     if pending_bytes > 16 * 1024 * 1024:
         wh.checkpoint()
+
+
+def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
+             ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, pa.Table]]:
+    """``batches`` with each batch's Arrow table, produced one batch ahead on a background thread, so
+    reading files and finding lines (which release the GIL) overlap with loading the previous batch in
+    DuckDB. At most two batches are in memory. An error while reading is raised here, in order."""
+    q: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for chunks, cursors, size in batches:
+                item = (chunks, cursors, size, _batch_table(chunks))
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+
+    worker = threading.Thread(target=produce, name="cclens-transcript-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue, then let it end
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.05)
 
 
 def _chunk_arrays(chunk: Chunk) -> dict[str, pa.Array]:
@@ -134,17 +181,20 @@ def _batch_table(chunks: Iterable[Chunk]) -> pa.Table:
 
 
 def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
-                  cursors: list[FileCursor] | None = None, run_id: str | None = None) -> IngestStats:
+                  cursors: list[FileCursor] | None = None, run_id: str | None = None,
+                  batch: pa.Table | None = None) -> IngestStats:
     """Land and model ``chunks`` (complete lines from one host) in one transaction.
 
     Idempotent: the same lines ingested again (from the same or another file, by a local ingest or a
     shipper) change nothing. ``cursors``, when given, are stored in ``transcript_file`` in the same
-    transaction; otherwise a cursor is derived from each chunk's end.
+    transaction; otherwise a cursor is derived from each chunk's end. ``batch`` is the chunks' Arrow
+    table when the caller already built it (:func:`prepared`).
     """
     stats = IngestStats(files=len({c.path for c in chunks}), bytes=sum(len(c.data) for c in chunks))
     run_id = run_id or uuid.uuid4().hex
     now = datetime.now(timezone.utc)
-    batch = _batch_table(chunks)
+    if batch is None:
+        batch = _batch_table(chunks)
     stats.lines = batch.num_rows
     if cursors is None:
         cursors = [FileCursor(path=c.path, file_id=c.file_id, head_hash=c.head_hash, generation=c.generation,

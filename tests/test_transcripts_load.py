@@ -1,0 +1,91 @@
+"""Loading mechanics of the transcript source: the read-ahead thread, quarantine reasons with a single
+parse per line, batching, and the bulk-load settings being restored."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from cclens.sources.transcripts import ingest_paths
+from cclens.sources.transcripts.load import prepared
+
+FIXTURE = Path(__file__).parent / "fixtures" / "transcript_main_session.jsonl"
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "cclens-transcript-reader"]
+
+
+def test_read_ahead_yields_every_batch_in_order_with_its_table():
+    chunks = [[], [], []]  # empty batches still carry cursors; their table has no rows
+    got = list(prepared(iter([(c, [f"cursor{i}"], i) for i, c in enumerate(chunks)])))
+    assert [g[1] for g in got] == [["cursor0"], ["cursor1"], ["cursor2"]]
+    assert all(g[3].num_rows == 0 for g in got)
+    assert not _reader_threads()
+
+
+def test_read_ahead_raises_a_reading_error_in_the_consumer():
+    def batches():
+        yield [], ["c0"], 0
+        raise OSError("disk went away")
+
+    it = prepared(batches())
+    assert next(it)[1] == ["c0"]
+    with pytest.raises(OSError, match="disk went away"):
+        next(it)
+    assert not _reader_threads()
+
+
+def test_read_ahead_thread_stops_when_the_consumer_fails():
+    produced = []
+
+    def batches():
+        for i in range(1000):
+            produced.append(i)
+            yield [], [i], 0
+
+    with pytest.raises(RuntimeError):
+        for _ in prepared(batches()):
+            raise RuntimeError("loading failed")
+    assert not _reader_threads()
+    assert len(produced) < 10  # it stopped reading ahead instead of draining the input
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b'{"type": "assistant", "message": {', "invalid JSON"),
+    (b"null", "not a JSON object"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'"just a string"', "not a JSON object"),
+    (b"  \t", None),                       # blank: skipped, not quarantined
+    (b' \t{"type": "some-future-record", "uuid": "u-1", "sessionId": "s"}', None),  # leading spaces are fine
+])
+def test_each_line_is_classified_once(warehouse, tmp_path, line, reason):
+    f = tmp_path / "s.jsonl"
+    f.write_bytes(line + b"\n")
+    stats = ingest_paths(warehouse, [f], host="h", include_defaults=False)
+    rows = warehouse.query("SELECT reason, byte_offset FROM quarantine")
+    landed = warehouse.scalar("SELECT count(*) FROM landing_transcript_line")
+    if reason is None:
+        assert rows == [] and stats.quarantined == 0
+        assert landed == (0 if not line.strip() else 1)
+    else:
+        assert rows == [{"reason": reason, "byte_offset": 0}] and stats.quarantined == 1
+        assert landed == 0
+
+
+def test_small_batches_give_the_same_result_and_settings_are_restored(warehouse, tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    for i in range(4):
+        (root / f"s{i}.jsonl").write_bytes(FIXTURE.read_bytes())
+    before = warehouse.query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m")
+    stats = ingest_paths(warehouse, [root], host="h", include_defaults=False, batch_bytes=4096)
+    after = warehouse.query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m")
+    assert after == before
+    # four copies of one session: every line lands once, every request counts once
+    assert stats.files == 4
+    assert warehouse.scalar("SELECT sum(output_tokens) FROM api_request") == 120
+    assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line") == \
+        len([x for x in FIXTURE.read_bytes().splitlines() if x.strip()])
