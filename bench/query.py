@@ -16,6 +16,7 @@ prints p50/p95 per metric. Target: p95 < 300 ms per metric.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -168,6 +169,35 @@ def measure(wh, runs: int, prices, paths: tuple[bool, ...] = (True,)) -> list[di
     return out
 
 
+def check(wh, prices) -> str:
+    """Every metric once through the layer and once without it (rollups): the rows must be equal."""
+    from cclens.metrics import facts
+    from cclens.metrics.catalog import METRICS, compute
+
+    def same(a, b):  # floats: sums in another order differ in the last bits
+        if isinstance(a, float) and isinstance(b, float):
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a == b
+
+    bad = []
+    for name, m in list(METRICS.items()):
+        group_by = ["team", "week"] if "team" in m.dims else ["week"]
+        kw = dict(since=QUARTER[0], until=QUARTER[1], tz="UTC", group_by=group_by, prices=prices, coverage=False)
+        facts.USE_LAYER = True
+        a = compute(wh, name, **kw).rows
+        facts.USE_LAYER = False
+        b = compute(wh, name, **kw).rows
+        facts.USE_LAYER = True
+        if not same(a, b):
+            bad.append(name)
+        print(f"  check {name}: {'same' if name not in bad else 'DIFFERENT'} ({len(a)} rows)", flush=True)
+    return "yes, all " + str(len(METRICS)) if not bad else "NO for " + ", ".join(bad)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=5000)
@@ -180,6 +210,9 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true", help="do not write docs/benchmarks.md")
     ap.add_argument("--raw", action="store_true", help="read the raw tables, not the rollups (the old path)")
     ap.add_argument("--compare", action="store_true", help="time the raw and rollup paths, run by run alternated")
+    ap.add_argument("--no-layer", action="store_true", help="read the rollups, not the person-day layer")
+    ap.add_argument("--check", action="store_true",
+                    help="also compute every metric once without the person-day layer and compare the rows")
     args = ap.parse_args()
     events = 50_000_000 if args.full else args.events
 
@@ -202,20 +235,34 @@ def main() -> int:
     from cclens.metrics import facts, rollup
 
     facts.USE_ROLLUPS = not args.raw
+    facts.USE_LAYER = not args.no_layer
     t0 = time.perf_counter()
-    rollup.refresh(wh, full=True)
+    full = rollup.refresh(wh, full=True)
     build_s = time.perf_counter() - t0
+    layer_s = full.get("layer_seconds", 0.0)
     wh.execute("INSERT INTO rollup_dirty SELECT DATE '2026-05-14', 'api_request'")
     t0 = time.perf_counter()
-    rollup.refresh(wh)
+    one = rollup.refresh(wh)
     day_s = time.perf_counter() - t0
-    rcounts = {t: wh.scalar(f"SELECT count(*) FROM {t}") for t in ("rollup_request", "rollup_point")}
-    print(f"rollups: full build {build_s:.1f} s, one dirty day {day_s * 1000:.0f} ms; "
-          + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + f"; catalog reads {'raw' if args.raw else 'rollups'}")
+    day_layer_days = one.get("layer", {}).get("days")
+    # a re-synced day of the Claude Code Analytics API (rows rewritten, newer fetched_at)
+    wh.execute("UPDATE cc_actor_day SET fetched_at = fetched_at + INTERVAL 1 HOUR WHERE day = DATE '2026-05-14'")
+    t0 = time.perf_counter()
+    api = rollup.refresh(wh)
+    api_s = time.perf_counter() - t0
+    rcounts = {t: wh.scalar(f"SELECT count(*) FROM {t}") for t in
+               ("rollup_request", "rollup_point", "pd_activity", "pd_sessions", "pd_tokens", "pd_output", "pd_tools")}
+    refresh_line = (f"full build {build_s:.1f} s (of which the person-day layer {layer_s:.1f} s; an alias change "
+                    f"rebuilds the layer), one dirty event day {day_s * 1000:.0f} ms (layer days recomputed: "
+                    f"{day_layer_days}), one re-synced API day {api_s * 1000:.0f} ms "
+                    f"(layer days: {api.get('layer', {}).get('days')})")
+    path = "raw" if args.raw else "rollups" if args.no_layer else "person-day layer (rollups where it cannot answer)"
+    print(f"rollups: {refresh_line}; " + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + f"; catalog reads {path}")
     print(f"each metric over {QUARTER[0]} … {QUARTER[1]}, grouped by team and week, {args.runs} runs:")
     load0 = os.getloadavg()[0]
     results = measure(wh, args.runs, bundled_table(), (False, True) if args.compare else (not args.raw,))
     load1 = os.getloadavg()[0]
+    checked = check(wh, bundled_table()) if args.check else None
     wh.close()
     size = args.db.stat().st_size / 2**30
     worst = max(r["p95"] for r in results)
@@ -233,9 +280,11 @@ def main() -> int:
                  f"DuckDB {m['duckdb']}, {m['date']}. Load average (1 min) {load0:.1f} before and {load1:.1f} "
                  "after the queries: the machine is shared with other work, so times are upper bounds.", "",
                  "Rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ".", "",
-                 f"Read path: {'raw tables and rollups, alternated run by run (`--compare`)' if args.compare else 'raw tables (`--raw`)' if args.raw else 'rollups'}. Rollups: full build "
-                 f"{build_s:.1f} s, refresh of one dirty day {day_s * 1000:.0f} ms; "
-                 + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + ".", "",
+                 f"Read path: {'raw tables and rollups, alternated run by run (`--compare`)' if args.compare else path}. "
+                 f"Rollups and layer: {refresh_line}; " + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + ".",
+                 "",
+                 *([f"Check (`--check`): every metric's rows from the layer equal the rollup path's: {checked}.", ""]
+                   if checked else []),
                  "| metric | group by | result rows | p50 | p95 |", "|---|---|---:|---:|---:|"]
         lines += [f"| `{r['metric']}` | {r['group_by']} | {r['rows']:,} | {r['p50']:.0f} ms | {r['p95']:.0f} ms |"
                   for r in results]

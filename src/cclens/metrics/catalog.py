@@ -402,6 +402,14 @@ def compile_metric(wh: Any, name: str, *, since: date | None = None, until: date
                    tz: str = "UTC", group_by: Iterable[str] = (), filters: Mapping[str, Sequence[str]] | None = None,
                    prices: PriceTable | None = None) -> tuple[str, list[Any]]:
     """The one SELECT (and its positional parameters) that computes metric ``name``."""
+    sql, params, _layer = _compile(wh, name, since=since, until=until, tz=tz, group_by=group_by, filters=filters,
+                                   prices=prices)
+    return sql, params
+
+
+def _compile(wh: Any, name: str, *, since: date | None, until: date | None, tz: str, group_by: Iterable[str],
+             filters: Mapping[str, Sequence[str]] | None, prices: PriceTable | None) -> tuple[str, list[Any], bool]:
+    """:func:`compile_metric`, and whether the query reads the person-day layer."""
     metric = get(name)
     group_by = [g for g in group_by if g]
     if metric.share_of and "model" not in group_by:
@@ -433,7 +441,7 @@ def compile_metric(wh: Any, name: str, *, since: date | None = None, until: date
         names += ", (SELECT t.name FROM team t WHERE t.team_id = r.team) AS team_name"
     order = f"ORDER BY {', '.join(group_by)}" if group_by else ""
     sql = f"{comp.facts.sql_with()}SELECT r.*{names} FROM (\n{body}\n) r {order}"
-    return bind(sql, {**comp.ctx.params(), **comp.values})
+    return (*bind(sql, {**comp.ctx.params(), **comp.values}), layer)
 
 
 def compute(wh: Any, name: str, *, since: date | None = None, until: date | None = None, tz: str = "UTC",
@@ -446,8 +454,8 @@ def compute(wh: Any, name: str, *, since: date | None = None, until: date | None
     metric = get(name)
     group_by = [g for g in group_by if g]
     since, until = default_range(tz, since, until)
-    sql, params = compile_metric(wh, name, since=since, until=until, tz=tz, group_by=group_by, filters=filters,
-                                 prices=prices)
+    sql, params, layer = _compile(wh, name, since=since, until=until, tz=tz, group_by=group_by, filters=filters,
+                                  prices=prices)
     rows = [{k: (sources_of(v) if k == "sources" else _plain(v)) for k, v in r.items()} for r in wh.query(sql, params)]
     if metric.share_of and "model" not in group_by:
         group_by = [*group_by, "model"]
@@ -455,7 +463,7 @@ def compute(wh: Any, name: str, *, since: date | None = None, until: date | None
     if coverage:
         from .coverage import source_coverage
 
-        res.coverage = source_coverage(wh, _feeding(metric), since, until, tz)
+        res.coverage = source_coverage(wh, _feeding(metric), since, until, tz, layer=layer)
         missing = [s for s, c in res.coverage.items() if c is None]
         if missing:
             res.notes.append(f"no data in this range from: {', '.join(missing)} (shown as no data, not 0)")

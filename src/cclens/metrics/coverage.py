@@ -38,12 +38,17 @@ _SYNC_NAME = {"claude_code_analytics": "claude_code_analytics", "enterprise_anal
               "usage_api": "usage", "cost_api": "cost"}
 
 
-def source_coverage(wh: Any, sources: Iterable[str], since: date, until: date, tz: str) -> dict[str, Any]:
-    """``{source: {"rows", "first", "last"}}`` for the range, or ``{source: None}`` when it has no data."""
+def source_coverage(wh: Any, sources: Iterable[str], since: date, until: date, tz: str,
+                    layer: bool = False) -> dict[str, Any]:
+    """``{source: {"rows", "first", "last"}}`` for the range, or ``{source: None}`` when it has no data.
+    ``layer``: the event sources' counts come from the person-day layer's per-day counts (only for a
+    UTC range the layer is fresh for: :func:`cclens.metrics.person_day.usable`)."""
+    from .person_day import coverage_sql
+
     wanted = [s for s in dict.fromkeys(sources) if s in _RANGE_SQL]
     if not wanted:
         return {}
-    parts = [f"SELECT '{s}' AS source, * FROM ({_RANGE_SQL[s]})" for s in wanted]
+    parts = [f"SELECT '{s}' AS source, * FROM ({(layer and coverage_sql(s)) or _RANGE_SQL[s]})" for s in wanted]
     sql, params = bind(" UNION ALL ".join(parts), Ctx(tz=tz, since=since, until=until).params())
     out: dict[str, Any] = {}
     for r in wh.query(sql, params):

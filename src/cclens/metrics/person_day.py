@@ -145,6 +145,16 @@ class LayerFacts(Facts):
     SELECT day, person, srcs, tier, chat_messages, chat_conversations, web_searches FROM pd_engagement WHERE {_RANGE}""")
 
 
+def coverage_sql(source: str) -> str | None:
+    """Source coverage of an event source over ``[$since, $until]`` (UTC days) from ``pd_cov``: rows, first
+    and last day, the raw coverage's figures for a UTC range; None for other sources."""
+    srcs = {"transcripts": "'transcripts'", "otel": "'otel_request', 'otel_point'"}.get(source)
+    if srcs is None:
+        return None
+    return (f"SELECT sum(n), timezone('UTC', min(day)::TIMESTAMP), timezone('UTC', max(day)::TIMESTAMP) "
+            f"FROM pd_cov WHERE src IN ({srcs}) AND n > 0 AND {_RANGE}")
+
+
 def models_sql() -> str:
     """The models a layer query may need a price for (event rows in range)."""
     return f"SELECT DISTINCT model FROM pd_tokens WHERE tier = 3 AND {_RANGE}"
@@ -282,12 +292,30 @@ def _data_days(wh: Any) -> list[date]:
     return [_EPOCH + timedelta(days=int(row["lo"])), _EPOCH + timedelta(days=int(row["hi"]))]
 
 
-def _recompute(wh: Any, runs: list[tuple[date, date]]) -> None:
+# raw event rows per UTC day and source, for source coverage (counts of rows, as the raw coverage reads)
+_COV = """
+    SELECT CAST(timezone('UTC', ts) AS DATE) AS day, 'transcripts', count(*) FROM api_request
+    WHERE from_transcripts AND ts >= ? AND ts < ? GROUP BY 1
+    UNION ALL SELECT CAST(timezone('UTC', ts) AS DATE), 'otel_request', count(*) FROM api_request
+    WHERE from_otel AND ts >= ? AND ts < ? GROUP BY 1
+    UNION ALL SELECT CAST(timezone('UTC', ts) AS DATE), 'otel_point', count(*) FROM otel_point
+    WHERE ts >= ? AND ts < ? GROUP BY 1"""
+
+
+def _recompute(wh: Any, runs: list[tuple[date, date]], cov: bool = True) -> None:
+    """Rewrite the layer for the UTC day runs; ``cov``: the event coverage counts too."""
+    from datetime import datetime, time as dtime, timezone
+
     for lo, hi in runs:
         for table in TABLES:
             wh.execute(f"DELETE FROM {table} WHERE day >= ? AND day <= ?", [lo, hi])
         for _table, sql, params in _inserts(lo, hi):
             wh.execute(sql, params)
+        if cov:
+            wh.execute("DELETE FROM pd_cov WHERE day >= ? AND day <= ?", [lo, hi])
+            a = datetime.combine(lo, dtime(0), timezone.utc)
+            b = datetime.combine(hi + timedelta(days=1), dtime(0), timezone.utc)
+            wh.execute(f"INSERT INTO pd_cov {_COV}", [a, b] * 3)
 
 
 def _save_state(wh: Any, api: bool = True) -> None:
@@ -303,13 +331,14 @@ def _save_state(wh: Any, api: bool = True) -> None:
 def build(wh: Any) -> dict[str, Any]:
     """Rebuild the whole layer (inside the caller's transaction; the rollups must be current)."""
     t0 = time.perf_counter()
-    for table in TABLES:
+    for table in (*TABLES, "pd_cov"):
         wh.execute(f"DELETE FROM {table}")
     wh.execute("DELETE FROM pd_uid_map")
     wh.execute(f"INSERT INTO pd_uid_map {UID_MAP}")
     span = _data_days(wh)
     if span:
-        _recompute(wh, [(span[0], span[1])])
+        _recompute(wh, [(span[0], span[1])], cov=False)
+    wh.execute(f"INSERT INTO pd_cov {_COV}", ["1900-01-01T00:00:00+00:00", "3000-01-01T00:00:00+00:00"] * 3)
     _save_state(wh)
     return {"layer": "full", "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -368,6 +397,8 @@ def refresh(wh: Any, event_days: Iterable[date] = (), *, full: bool = False) -> 
         if api_changed:  # rows rewritten with the same content: only the fingerprint moves
             _save_state(wh)
         return {"layer": "none", "days": 0, "seconds": round(time.perf_counter() - t0, 3)}
-    _recompute(wh, _runs(days))
+    ev_days = set(event_days)
+    _recompute(wh, _runs(days - ev_days), cov=False)   # widened and API days: their event rows did not change
+    _recompute(wh, _runs(ev_days))
     _save_state(wh, api=api_changed)
     return {"layer": "days", "days": len(days), "seconds": round(time.perf_counter() - t0, 3)}

@@ -15,7 +15,8 @@ person-day already chosen, per fact family (``pd_activity``, ``pd_sessions``, ``
 ``pd_output``, ``pd_tools``, ``pd_active_time``, ``pd_engagement``); ``pd_session_day`` the event
 sessions per UTC day (multi-day ones are counted at query time); ``pd_uid_map`` the OTel user id →
 email map the layer was built with; ``pd_api_day`` the per-day fingerprint of the daily API tables;
-``pd_state`` the alias fingerprint and the build time.
+``pd_state`` the alias fingerprint and the build time; ``pd_cov`` the event rows per UTC day and source
+(transcripts, OTel requests, OTel points) for source coverage.
 """
 
 from ..migrations import register
@@ -84,5 +85,10 @@ register("rollup", [
     CREATE TABLE IF NOT EXISTS pd_uid_map (user_id VARCHAR, email VARCHAR, account_uuid VARCHAR);
     CREATE TABLE IF NOT EXISTS pd_api_day (tbl VARCHAR NOT NULL, day DATE NOT NULL, n BIGINT, fetched TIMESTAMPTZ);
     CREATE TABLE IF NOT EXISTS pd_state (key VARCHAR NOT NULL, value VARCHAR);
+    """,
+    # version 3: event rows per UTC day for source coverage; the layer is rebuilt to fill it
+    """
+    CREATE TABLE IF NOT EXISTS pd_cov (day DATE NOT NULL, src VARCHAR NOT NULL, n BIGINT);
+    DELETE FROM pd_state;
     """,
 ])
