@@ -174,4 +174,31 @@ def test_every_page_is_the_same_with_and_without_derivation(demo, since, until, 
         assert derived[name][1] <= plain[name][1], (name, derived[name][1], plain[name][1])
     if since == SINCE and not team:
         fewer = {n: (plain[n][1], derived[n][1]) for n in plain if derived[n][1] < plain[n][1]}
-        assert {"overview", "adoption", "cost", "output", "team"} <= set(fewer), fewer
+        assert {"overview", "adoption", "cost", "output", "teams"} <= set(fewer), fewer
+
+
+def test_a_page_reads_one_snapshot_and_asks_a_repeated_query_once(tmp_path):
+    from cclens.server.dashboard_figures import PageReader
+    from cclens.warehouse import open_warehouse
+
+    wh = open_warehouse(tmp_path / "wh.duckdb")
+    wh.execute("CREATE TABLE t (x INTEGER)")
+    wh.execute("INSERT INTO t VALUES (1)")
+    reader = PageReader(wh.cursor(), snapshot=True)
+    try:
+        assert reader.query("SELECT count(*) AS n FROM t") == [{"n": 1}]
+        wh.execute("INSERT INTO t VALUES (2)")   # committed by the writer while the page is built
+        rows = reader.query("SELECT count(*) AS n FROM t")
+        assert rows == [{"n": 1}] and reader.hits == 1
+        rows[0]["n"] = 99                           # a caller changing its rows changes no one else's
+        assert reader.query("SELECT count(*) AS n FROM t") == [{"n": 1}]
+        assert reader.scalar("SELECT sum(x) FROM t") == 1      # not asked before: still the page's snapshot
+        assert reader.query("SELECT ? AS v", [[1, 2]]) == [{"v": [1, 2]}]   # list parameters are fine
+        other = reader.cursor()
+        assert other.query("SELECT count(*) AS n FROM t") == [{"n": 1}]   # shares what is known
+        other.close()
+    finally:
+        reader.close()
+        reader._cur.close()
+    assert PageReader(wh.cursor()).query("SELECT count(*) AS n FROM t") == [{"n": 2}]
+    wh.close()

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from ..model.pricing import effective_table
 from . import dashboard_detail as detail
 from . import dashboard_pages as pages
-from .dashboard_figures import Figures
+from .dashboard_figures import Figures, PageReader
 from .dashboard_model import Filters, Page
 from .deps import require_reader
 
@@ -91,8 +91,18 @@ def render_page(page: Page, f: Filters, *, path: str = "/", inline: bool = False
 
 
 def build(reader: Any, settings: Any, f: Filters, builder: Callable[..., Page], *args: Any,
-          base_url: str = "", url: str = "http://127.0.0.1:8765") -> Page:
-    """Run a page builder over ``reader`` with the filters ``f``."""
+          base_url: str = "", url: str = "http://127.0.0.1:8765", snapshot: bool = False) -> Page:
+    """Run a page builder over ``reader`` with the filters ``f``. ``snapshot``: read the whole page in one
+    transaction on ``reader`` (a cursor of this request's own), so its figures are of one data version."""
+    page_reader = PageReader(reader, snapshot=snapshot)
+    try:
+        return _build(page_reader, settings, f, builder, *args, base_url=base_url, url=url)
+    finally:
+        page_reader.close()
+
+
+def _build(reader: Any, settings: Any, f: Filters, builder: Callable[..., Page], *args: Any,
+           base_url: str, url: str) -> Page:
     fig = Figures(reader, f, effective_table(settings))
     plan_key = (getattr(builder, "__qualname__", repr(builder)), args)
     plan = _PLANS.get(plan_key)
@@ -165,7 +175,7 @@ async def _serve(request: Request, builder: Callable[..., Page], *args: Any) -> 
     def work() -> tuple[Page, Any]:
         cur = writer.reader()
         try:
-            page = build(cur, settings, f, builder, *args, url=_server_url(request))
+            page = build(cur, settings, f, builder, *args, url=_server_url(request), snapshot=True)
             return page, cur.query("SELECT team_id AS key, coalesce(name, team_id) AS name FROM team ORDER BY 2")
         finally:
             cur.close()

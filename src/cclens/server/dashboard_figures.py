@@ -18,6 +18,7 @@ from . import dashboard_derive as derive
 from .dashboard_model import Filters, Prov
 
 TRANSCRIPTS_OTEL = ("transcripts", "otel")
+READER_MEMO = True   # a query repeated within one page build runs once (PageReader); off: every time (bench)
 DERIVE = True   # derive figures from other figures of the page where exact (dashboard_derive); off: one query each
 SOURCE_LABELS = {
     "transcripts": "Session transcripts",
@@ -28,6 +29,78 @@ SOURCE_LABELS = {
     "cost": "Cost API",
     "enterprise_analytics": "Enterprise Analytics API",
 }
+
+
+class PageReader:
+    """The read cursor of one page build: a query asked twice with the same parameters (the catalog's
+    rollup/layer state check before every metric, the model list before every cost metric) runs once.
+    With ``snapshot`` the page reads in one transaction, so every figure is of the same data version and
+    the repeated answers are exactly what a second run would give. Everything else is the cursor's."""
+
+    def __init__(self, cur: Any, snapshot: bool = False, memo: dict | None = None, owns: bool = False):
+        self._cur = cur
+        self._memo: dict[tuple, Any] = {} if memo is None else memo
+        self._owns = owns
+        self.snapshot = False
+        self.hits = 0
+        if snapshot:
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                self.snapshot = True
+            except Exception:  # noqa: BLE001 - already in a transaction, or a backend without them
+                pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    @staticmethod
+    def _key(kind: str, sql: str, params: Any) -> tuple | None:
+        def freeze(v: Any) -> Any:
+            return tuple(freeze(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+        key = (kind, sql, freeze(params))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        key = self._key("q", sql, params) if READER_MEMO else None
+        if key is None:
+            return self._cur.query(sql, params)
+        rows = self._memo.get(key)
+        if rows is None:
+            rows = self._cur.query(sql, params)
+            self._memo[key] = rows
+        else:
+            self.hits += 1
+        return [dict(r) for r in rows]
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        key = self._key("s", sql, params) if READER_MEMO else None
+        if key is None:
+            return self._cur.scalar(sql, params)
+        if key not in self._memo:
+            self._memo[key] = self._cur.scalar(sql, params)
+        else:
+            self.hits += 1
+        return self._memo[key]
+
+    def cursor(self) -> "PageReader":
+        """Another cursor (for a parallel prefetch) sharing the answers already known."""
+        return PageReader(self._cur.cursor(), memo=self._memo, owns=True)
+
+    def close(self) -> None:
+        """End the snapshot (nothing was written); close the cursor if this reader opened it."""
+        if self.snapshot:
+            self.snapshot = False
+            try:
+                self._cur.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the connection is gone
+                pass
+        if self._owns:
+            self._cur.close()
 
 
 class Figures:

@@ -393,7 +393,6 @@ def team(ctx: Ctx, key: str) -> Page:
     from dataclasses import replace
 
     scoped = Ctx(ctx.fig.scoped(replace(ctx.f, team=key)), replace(ctx.f, team=key), ctx.url, ctx.href)
-    scoped.fig.via({("active_people", g): ("person", "day") for g in ((), ("day",))})
     names = {t["key"]: t["name"] for t in ctx.fig.teams()}
     page = Page("team", names.get(key, key), f"Team {names.get(key, key)}: people while they were in it.", "teams")
     page.add(Kpis([_kpi(scoped, "active_people", "Active people", "int"), _kpi(scoped, "sessions", "Sessions", "int"),
