@@ -7,15 +7,22 @@
 Measures, each as a separate process (wall time and peak RSS from wait4):
 - cold: `cclens ingest transcripts` into a new warehouse, then `cclens report daily --format json`;
 - ccusage: `ccusage daily --json --offline` (it re-reads everything every time);
-- warm: `cclens report daily` with nothing changed (it checks for new lines first);
-- update: append ~1 MB to 5 files, then `cclens report daily` (ingests the new lines, then reports).
+- warm: `cclens report daily` with nothing changed (it checks every file for new lines first);
+- update: append ~1 MB to 5 files, then `cclens report daily` (ingests the new lines, then reports);
+- through `cclens serve` (which tails the files itself; the CLI then sends its query to the server):
+  the warm report, and how long until an append of ~1 MB shows in the report;
+- phases (unless --no-phases): where the time of a warm and of an update report goes, from the same
+  CLI code run with timers around its steps (bench/_transcripts_phases.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +36,7 @@ from _machine import machine_line, write_section  # noqa: E402
 
 CCUSAGE = ROOT / ".tools" / "node_modules" / ".bin" / "ccusage"
 CCLENS = [sys.executable, "-m", "cclens.cli"]
+PHASES = [sys.executable, str(ROOT / "bench" / "_transcripts_phases.py")]
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -56,9 +64,88 @@ def corpus(size_mb: int) -> Path:
     return base
 
 
-def bench(size_mb: int, runs: int) -> dict[str, str]:
+def append_mb(config: Path, seed: int, skip: int, work: Path) -> int:
+    """Append ~1 MB of new sessions' lines to 5 existing files (the ``skip``-th group of 5); returns bytes."""
+    from cclens.synth.transcripts import generate
+
+    extra = work / f"extra-{seed}"
+    generate(extra / "projects", target_bytes=1_000_000, seed=seed, days=1)
+    lines = b"".join(p.read_bytes() for p in sorted((extra / "projects").rglob("*.jsonl"))).splitlines(True)
+    targets = sorted((config / "projects").rglob("*.jsonl"))[5 * skip:5 * skip + 5]
+    appended = 0
+    for i, target in enumerate(targets):
+        part = b"".join(lines[i::len(targets)])
+        appended += len(part)
+        with open(target, "ab") as fh:
+            fh.write(part)
+    return appended
+
+
+def phases(db: Path, env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median milliseconds per step of `cclens report daily` (bench/_transcripts_phases.py)."""
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = subprocess.run([*PHASES, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        wall = (time.perf_counter() - start) * 1000
+        steps = json.loads(out.strip().splitlines()[-1])
+        steps.pop("total", None)
+        steps.pop("start-up", None)
+        # start-up: interpreter, imports and argument parsing, i.e. the process's wall time minus the steps
+        samples.append({**steps, "start-up": wall - sum(steps.values()), "total": wall})
+    return {k: statistics.median(s.get(k, 0.0) for s in samples) for k in samples[0]}
+
+
+def phase_line(label: str, ph: dict[str, float]) -> str:
+    order = ["start-up", "open", "walk+stat", "plan", "load", "query", "close", "total"]
+    return f"{label}: " + " · ".join(f"{k} {ph[k]:.0f} ms" for k in order if k in ph)
+
+
+def serve(db: Path, env: dict[str, str], config: Path, work: Path, size_mb: int, runs: int
+          ) -> tuple[float, float, float]:
+    """Through a running `cclens serve`: (median warm report s, ~1 MB appended, s until it shows)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(work / "serve.log", "wb")
+    proc = subprocess.Popen([*CCLENS, "--db", str(db), "serve", "--port", str(port), "--grpc-port", "0",
+                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    report = [*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"]
+
+    def total() -> int:
+        out = subprocess.run(report, env=env, capture_output=True, check=True).stdout
+        return sum(r["input_tokens"] + r["output_tokens"] for r in json.loads(out))
+
+    try:
+        discovery = db.with_name(db.name + ".server.json")
+        deadline = time.monotonic() + 120
+        while not discovery.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"cclens serve did not start: {(work / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        before = total()  # also waits until the server answers
+        warm = statistics.median(run(report, env)[0] for _ in range(runs))
+        appended = append_mb(config, size_mb + 2999, 2, work)
+        start = time.perf_counter()
+        while total() == before:
+            if time.perf_counter() - start > 120:
+                raise SystemExit("the append never showed through cclens serve")
+        return warm, appended, time.perf_counter() - start
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def bench(size_mb: int, runs: int, with_phases: bool, with_server: bool) -> tuple[dict[str, str], list[str]]:
     src = corpus(size_mb)
     work = Path(tempfile.mkdtemp(prefix="cclens-bench-"))
+    notes: list[str] = []
     try:
         config = work / "claude"
         shutil.copytree(src / "projects", config / "projects")
@@ -71,24 +158,17 @@ def bench(size_mb: int, runs: int) -> dict[str, str]:
                 for _ in range(runs)]
         cc = [run([str(CCUSAGE), "daily", "--json", "--offline", "-z", "UTC"], env) for _ in range(runs)] \
             if CCUSAGE.exists() else []
-        # append ~1 MB (new sessions' lines) to 5 existing files
-        from cclens.synth.transcripts import generate
-
-        extra = work / "extra"
-        generate(extra / "projects", target_bytes=1_000_000, seed=size_mb + 999, days=1)
-        lines = b"".join(p.read_bytes() for p in sorted((extra / "projects").rglob("*.jsonl"))).splitlines(True)
-        targets = sorted((config / "projects").rglob("*.jsonl"))[:5]
-        appended = 0
-        for i, target in enumerate(targets):
-            part = b"".join(lines[i::len(targets)])
-            appended += len(part)
-            with open(target, "ab") as fh:
-                fh.write(part)
+        appended = append_mb(config, size_mb + 999, 0, work)
         upd = run([*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env)
         cc_after = run([str(CCUSAGE), "daily", "--json", "--offline", "-z", "UTC"], env) if CCUSAGE.exists() else None
+        if with_phases:
+            notes.append(phase_line(f"{size_mb} MB warm report phases (median of {runs})", phases(db, env, runs)))
+            append_mb(config, size_mb + 1999, 1, work)
+            notes.append(phase_line(f"{size_mb} MB update (+1 MB) phases", phases(db, env, 1)))
+        srv = serve(db, env, config, work, size_mb, runs) if with_server else None
         med = lambda xs: statistics.median(x[0] for x in xs)  # noqa: E731
         peak = max([m1, m2, upd[1]] + [w[1] for w in warm])
-        return {
+        row = {
             "corpus": f"{size_mb} MB",
             "cold ingest + report": f"{t1 + t2:.2f} s",
             "ccusage daily": f"{med(cc):.2f} s ({max(c[1] for c in cc):.0f} MiB)" if cc else "n/a",
@@ -98,6 +178,10 @@ def bench(size_mb: int, runs: int) -> dict[str, str]:
             "ccusage after update": f"{cc_after[0]:.2f} s" if cc_after else "n/a",
             "cclens peak RSS": f"{peak:.0f} MiB",
         }
+        if srv:
+            row["through serve: warm report"] = f"{srv[0]:.2f} s"
+            row["through serve: +1 MB visible after"] = f"{srv[2]:.2f} s ({srv[1] / 1e6:.1f} MB)"
+        return row, notes
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -105,18 +189,24 @@ def bench(size_mb: int, runs: int) -> dict[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,500", help="corpus sizes in MB, comma separated")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-phases", action="store_true", help="skip the per-step breakdown")
+    ap.add_argument("--no-server", action="store_true", help="skip the runs through cclens serve")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    rows = [bench(int(s), args.runs) for s in args.sizes.split(",")]
+    results = [bench(int(s), args.runs, not args.no_phases, not args.no_server) for s in args.sizes.split(",")]
+    rows = [r for r, _ in results]
+    notes = [n for _, ns in results for n in ns]
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(r.get(c, "n/a") for c in cols) + " |" for r in rows]
     table = "\n".join(lines)
-    print(f"machine: {machine_line()}\n\n{table}")
+    floor = statistics.median(run([sys.executable, "-c", "import _duckdb"], dict(os.environ))[0] for _ in range(5))
+    notes.append(f"floor: a Python process that imports the DuckDB engine takes {floor * 1000:.0f} ms")
+    print(f"machine: {machine_line()}\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes))
     if not args.no_write:
         body = (f"`{' '.join(['python', 'bench/transcripts.py', '--sizes', args.sizes])}` on {machine_line()}.\n\n"
-                f"{table}\n\n"
+                f"{table}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n"
                 "Targets (issue 2, 500 MB): cold ingest + report no slower than ccusage; warm report ≥ 5x faster "
                 "than ccusage and flat as history grows; update after appending 1 MB < 0.5 s; peak memory < 500 MB. "
                 "See the notes below the table for which are met.")

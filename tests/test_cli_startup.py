@@ -16,7 +16,7 @@ import pytest
 
 from conftest import copy_fixture
 
-HEAVY = ("pydantic", "rich", "pyarrow", "numpy", "cclens.metrics.catalog", "cclens.metrics.rollup", "fastapi")
+HEAVY = ("typer", "pydantic", "rich", "pyarrow", "numpy", "cclens.metrics.catalog", "cclens.metrics.rollup", "fastapi")
 
 
 def _run_in_child(args: list[str], tmp_path: Path) -> tuple[int, dict, str]:
@@ -133,3 +133,51 @@ def test_plain_coercion_matches_typer():
                 assert got == expected and type(got) is type(expected), (cmd.name, param.name, value)
                 seen += 1
     assert seen > 100
+
+
+FAST_LINES = [
+    ["report", "daily"],
+    ["--db", "x.duckdb", "report", "weekly", "-f", "json", "--tz", "Europe/Paris"],
+    ["--db=x.duckdb", "--server", "http://127.0.0.1:9", "report", "monthly", "--since=2026-01-01", "--until",
+     "20260201", "-fcsv", "-b", "--no-refresh", "--source", "otel", "--project", "/p"],
+    ["report", "daily", "-f", "json", "-f", "csv", "--refresh", "--no-refresh", "--breakdown", "--tz=UTC"],
+    ["--server=http://127.0.0.1:9", "--db", "y.duckdb", "report", "daily", "--format=table", "--project="],
+    ["report", "daily", "--tz", "--format"],  # a value that looks like an option is still the value
+]
+TYPER_LINES = [
+    ["report", "daily", "-h"], ["report", "daily", "--help"], ["report", "daily", "-f", "xml"],
+    ["report", "daily", "--format", "JSON"], ["report", "daily", "--bogus"], ["report", "daily", "extra"],
+    ["report", "daily", "--tz"], ["report", "daily", "-bf", "json"], ["report", "daily", "--breakdown=1"],
+    ["report", "sessions"], ["report"], ["--version"], ["-h"], ["--db"], ["report", "--help", "daily"],
+    ["report", "daily", "--db", "x"], ["report", "daily", "--"],
+]
+
+
+@pytest.mark.parametrize("args", FAST_LINES)
+def test_light_path_calls_the_report_exactly_as_typer_does(args, monkeypatch):
+    """Every line the light parser takes reaches the report with the arguments Typer would give it."""
+    from cclens.cli import fast, main, usage_report
+
+    calls = []
+    monkeypatch.setattr(usage_report, "period", lambda st, *rest: calls.append((st.db, st.server, *rest)))
+    assert fast.parse(args) is not None
+    assert main(args) == 0
+    monkeypatch.setattr(fast, "run", lambda _args: False)  # the same line through Typer
+    assert main(args) == 0
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert [type(v) for v in calls[0]] == [type(v) for v in calls[1]]
+
+
+@pytest.mark.parametrize("args", TYPER_LINES)
+def test_other_lines_go_to_typer(args):
+    from cclens.cli import fast
+
+    assert fast.parse(args) is None
+
+
+def test_light_path_errors_are_one_line(tmp_path, capsys):
+    from cclens.cli import main
+
+    rc = main(["--db", str(tmp_path / "wh.duckdb"), "report", "daily", "--tz", "Mars/Olympus", "--no-refresh"])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.startswith("error: ") and err.count("\n") == 1 and "Mars/Olympus" in err

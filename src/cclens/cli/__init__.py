@@ -1,50 +1,47 @@
 """The ``cclens`` command line: a thin shell over the library.
 
 Each command parses options, calls one library function and formats the result. Sub-command groups
-live in sibling modules and register themselves on :data:`app` via :func:`_register_commands`.
-Every :class:`cclens.errors.CclensError` becomes one line on stderr and a non-zero exit.
+live in sibling modules and register themselves on :data:`app` (the root Typer app, built on first
+use) when :func:`register_commands` imports them. Every :class:`cclens.errors.CclensError` becomes
+one line on stderr and a non-zero exit.
+
+Start-up time matters (reports run often, ``cclens report daily`` is compared with ccusage): the most
+frequent report lines run without Typer (:mod:`cclens.cli.fast`), and the others import only the
+command modules they need (:data:`LIGHT_COMMANDS`).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from .. import __version__
 from ..errors import CclensError
-from .context import AppState
 
-app = typer.Typer(
-    name="cclens",
-    help="cclens: collect Claude Code usage, cost and delivery data into one warehouse.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+if TYPE_CHECKING:
+    import typer
+
+    app: typer.Typer
 
 # Modules under cclens.cli that add commands to `app`. A new command group adds its module here.
 COMMAND_MODULES = ["ingest", "report", "run", "prices", "hooks", "ship", "setup", "serve", "sync", "demo", "report_html", "metrics", "people", "engineering", "mcp"]
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"cclens {__version__}")
-        raise typer.Exit()
+def get_app() -> "typer.Typer":
+    """The root Typer app (built on first use), with the commands of the modules imported so far."""
+    built = globals().get("app")
+    if built is None:
+        from ._app import make_app
+
+        globals()["app"] = built = make_app()
+    return built
 
 
-@app.callback()
-def _global(
-    ctx: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", help="Warehouse file (env CCLENS_DB).", metavar="PATH"),
-    server: Optional[str] = typer.Option(None, "--server", help="Go through a running `cclens serve` at URL."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-) -> None:
-    ctx.obj = AppState(db=db, server=server)
+def __getattr__(name: str) -> Any:
+    """``app``, the root Typer app, is built on first use (``from . import app`` in a command module)."""
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Commands whose whole definition is in one module: running one of them imports only that module
@@ -105,21 +102,39 @@ def _is_usage_error(exc: BaseException) -> bool:
     return isinstance(exc, tuple(classes))
 
 
+def _error_line(exc: CclensError) -> int:
+    import typer
+
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cclens`` script. Returns the process exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        from . import fast
+
+        if fast.run(args):
+            return 0
+    except CclensError as exc:
+        return _error_line(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    import typer
+
     register_commands(_modules_for(args))
     try:
         from typer.main import get_command
 
         from ._coercion import lighten
 
-        rc = lighten(get_command(app))(args=args, standalone_mode=False)
+        rc = lighten(get_command(get_app()))(args=args, standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool):  # click returns typer.Exit's code here
             return rc
     except CclensError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        return exc.exit_code
+        return _error_line(exc)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

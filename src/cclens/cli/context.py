@@ -5,12 +5,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
-
-import typer
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from ..config import Settings, load_settings
 from ..warehouse import DuckDBWarehouse, open_warehouse
+
+if TYPE_CHECKING:  # Typer is not imported by the light report path (cclens.cli.fast)
+    import typer
 
 
 @dataclass

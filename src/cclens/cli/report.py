@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from . import app
+from . import app, usage_report
 from .context import state
 from .output import FORMAT_OPTION, SINCE_OPTION, TZ_OPTION, UNTIL_OPTION, OutputFormat, render
 
@@ -23,55 +23,10 @@ REFRESH_OPTION = typer.Option(True, "--refresh/--no-refresh",
 
 def _run(ctx: typer.Context, kind: str, since, until, tz, source, project, refresh: bool = True
          ) -> tuple[list[dict[str, Any]], str]:
-    from ..metrics import usage
-    from ..model.pricing import effective_table
-    from ..timeutil import check_tz, parse_day
-    from ..warehouse import DuckDBWarehouse
-
-    st = state(ctx)
-    settings = st.settings
-    flt = usage.ReportFilter(prices=effective_table(settings), tz=check_tz(tz, settings.tz),
-                             since=parse_day(since, "--since"), until=parse_day(until, "--until"),
-                             source=source, project=project)
-    with st.reader(rollups=False) as wh:  # usage reports read api_request, never the metric rollups
-        # Direct on the file: first ingest what is new locally. Through a server: its watcher does that.
-        if refresh and isinstance(wh, DuckDBWarehouse):
-            from ..sources.transcripts import refresh as refresh_transcripts
-
-            refresh_transcripts(wh, settings)
-        if kind in usage.PERIODS:
-            rows = usage.period_report(wh, kind, flt)
-        elif kind == "sessions":
-            rows = usage.session_report(wh, flt)
-        elif kind == "projects":
-            rows = usage.project_report(wh, flt)
-        else:
-            rows = usage.model_report(wh, flt)
-    return rows, flt.tz
+    return usage_report.run(state(ctx), kind, since, until, tz, source, project, refresh)
 
 
-def _table_rows(rows: list[dict[str, Any]], key: str, breakdown: bool) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        out.append({key: r[key], "models": ", ".join(m["model"] for m in r["models"]),
-                    **{c: r[c] for c in ("input_tokens", "output_tokens", "cache_creation_tokens",
-                                         "cache_read_tokens", "total_tokens", "cost_usd")}})
-        if breakdown:
-            for m in r["models"]:
-                out.append({key: "  └ " + m["model"], "models": "",
-                            **{c: m[c] for c in ("input_tokens", "output_tokens", "cache_creation_tokens",
-                                                 "cache_read_tokens", "total_tokens", "cost_usd")}})
-    return out
-
-
-def _totals_line(rows: list[dict[str, Any]]) -> str:
-    tokens = sum(r["total_tokens"] for r in rows)
-    cost = sum(r["cost_usd"] or 0 for r in rows)
-    unpriced = sorted({m for r in rows for m in r.get("unpriced_models", [])})
-    line = f"total: {tokens:,} tokens · ${cost:,.4f} estimated"
-    if unpriced:
-        line += f" · unpriced (tokens shown, cost unknown): {', '.join(unpriced)}"
-    return line
+_totals_line = usage_report.totals_line
 
 
 def _period_command(kind: str, key: str):
@@ -79,16 +34,7 @@ def _period_command(kind: str, key: str):
                 tz: Optional[str] = TZ_OPTION, fmt: OutputFormat = FORMAT_OPTION,
                 breakdown: bool = BREAKDOWN_OPTION, source: str = SOURCE_OPTION,
                 project: Optional[str] = PROJECT_OPTION, refresh: bool = REFRESH_OPTION) -> None:
-        rows, zone = _run(ctx, kind, since, until, tz, source, project, refresh)
-        if fmt is OutputFormat.json:
-            render(rows, fmt)
-        elif fmt is OutputFormat.csv and not breakdown:
-            render([{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
-        elif fmt is OutputFormat.csv:
-            render([{key: r[key], **m} for r in rows for m in r["models"]], fmt)
-        else:
-            render(_table_rows(rows, key, breakdown), fmt, title=f"{kind} usage ({zone})",
-                   footer=_totals_line(rows) if rows else None)
+        usage_report.period(state(ctx), kind, since, until, tz, fmt, breakdown, source, project, refresh)
 
     command.__doc__ = f"Tokens and estimated cost per {key} (days follow --tz; default local zone)."
     return command

@@ -1,0 +1,84 @@
+"""The usage reports behind ``cclens report daily|weekly|monthly|sessions|projects|models``.
+
+Free of Typer: the commands in :mod:`cclens.cli.report` parse their options with Typer and call
+these; :mod:`cclens.cli.fast` parses the common ``report daily|weekly|monthly`` lines itself and calls
+them too, so a warm report starts without importing Typer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .context import AppState
+from .render import OutputFormat, render
+
+PERIOD_KEYS = {"daily": "date", "weekly": "week", "monthly": "month"}
+TOTAL_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens",
+                 "cost_usd")
+
+
+def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str], source: str,
+        project: Optional[str], refresh: bool = True) -> tuple[list[dict[str, Any]], str]:
+    """The rows of report ``kind`` and the time zone they are in. On the warehouse file, first ingests
+    what is new in this machine's transcripts (unless ``refresh`` is False); through a running
+    ``cclens serve``, its own watcher does that."""
+    from ..metrics import usage
+    from ..model.pricing import effective_table
+    from ..timeutil import check_tz, parse_day
+    from ..warehouse import DuckDBWarehouse
+
+    settings = st.settings
+    flt = usage.ReportFilter(prices=effective_table(settings), tz=check_tz(tz, settings.tz),
+                             since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+                             source=source, project=project)
+    with st.reader(rollups=False) as wh:  # usage reports read api_request, never the metric rollups
+        if refresh and isinstance(wh, DuckDBWarehouse):
+            from ..sources.transcripts import refresh as refresh_transcripts
+
+            refresh_transcripts(wh, settings)
+        if kind in usage.PERIODS:
+            rows = usage.period_report(wh, kind, flt)
+        elif kind == "sessions":
+            rows = usage.session_report(wh, flt)
+        elif kind == "projects":
+            rows = usage.project_report(wh, flt)
+        else:
+            rows = usage.model_report(wh, flt)
+    return rows, flt.tz
+
+
+def period(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str],
+           fmt: OutputFormat, breakdown: bool, source: str, project: Optional[str], refresh: bool) -> None:
+    """``cclens report daily|weekly|monthly``: compute and print."""
+    key = PERIOD_KEYS[kind]
+    rows, zone = run(st, kind, since, until, tz, source, project, refresh)
+    if fmt is OutputFormat.json:
+        render(rows, fmt)
+    elif fmt is OutputFormat.csv and not breakdown:
+        render([{k: v for k, v in r.items() if k != "models"} for r in rows], fmt)
+    elif fmt is OutputFormat.csv:
+        render([{key: r[key], **m} for r in rows for m in r["models"]], fmt)
+    else:
+        render(table_rows(rows, key, breakdown), fmt, title=f"{kind} usage ({zone})",
+               footer=totals_line(rows) if rows else None)
+
+
+def table_rows(rows: list[dict[str, Any]], key: str, breakdown: bool) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        out.append({key: r[key], "models": ", ".join(m["model"] for m in r["models"]),
+                    **{c: r[c] for c in TOTAL_COLUMNS}})
+        if breakdown:
+            for m in r["models"]:
+                out.append({key: "  └ " + m["model"], "models": "", **{c: m[c] for c in TOTAL_COLUMNS}})
+    return out
+
+
+def totals_line(rows: list[dict[str, Any]]) -> str:
+    tokens = sum(r["total_tokens"] for r in rows)
+    cost = sum(r["cost_usd"] or 0 for r in rows)
+    unpriced = sorted({m for r in rows for m in r.get("unpriced_models", [])})
+    line = f"total: {tokens:,} tokens · ${cost:,.4f} estimated"
+    if unpriced:
+        line += f" · unpriced (tokens shown, cost unknown): {', '.join(unpriced)}"
+    return line
