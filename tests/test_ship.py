@@ -111,9 +111,11 @@ def test_kill_9_of_ship_mid_batch(warehouse, db_path, projects, tmp_path):
     generate(projects, target_bytes=400_000, seed=8)
     app = transcript_app(warehouse, db_path)
     with ThreadServer(app) as srv:
-        gate = __import__("threading").Event()
+        threading = __import__("threading")
+        gate, holding = threading.Event(), threading.Event()
         writer = app.state.writer
-        writer.submit(lambda wh: gate.wait(60))  # the server will sit on the next batch
+        writer.submit(lambda wh: (holding.set(), gate.wait(60)))  # the server will sit on the next batch
+        wait_until(holding.is_set, what="the writer held")  # else the queued gate job counts as the batch
         proc = subprocess.Popen(ship_cmd(srv.url, "--once", "--batch-bytes", "150000"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: len(writer._jobs) >= 1, what="a batch waiting in the server")

@@ -22,7 +22,7 @@ def test_read_ahead_yields_every_batch_in_order_with_its_table():
     chunks = [[], [], []]  # empty batches still carry cursors; their table has no rows
     got = list(prepared(iter([(c, [f"cursor{i}"], i) for i, c in enumerate(chunks)])))
     assert [g[1] for g in got] == [["cursor0"], ["cursor1"], ["cursor2"]]
-    assert all(g[3].num_rows == 0 for g in got)
+    assert all(g[3]["txt"] == [] for g in got)  # small batches are plain lists
     assert not _reader_threads()
 
 
@@ -89,3 +89,30 @@ def test_small_batches_give_the_same_result_and_settings_are_restored(warehouse,
     assert warehouse.scalar("SELECT sum(output_tokens) FROM api_request") == 120
     assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line") == \
         len([x for x in FIXTURE.read_bytes().splitlines() if x.strip()])
+
+
+def test_small_and_large_batches_give_identical_input(tmp_path):
+    """Small batches go to DuckDB as lists, large ones as Arrow; line keys hash the text, so both must
+    produce exactly the same rows (a line seen once in each form must land once)."""
+    from cclens.sources.transcripts.files import read_new
+    from cclens.sources.transcripts.load import _batch_lists, _batch_table
+
+    f = tmp_path / "s.jsonl"
+    f.write_bytes(FIXTURE.read_bytes() + b'{"a":\n' + b"\xff\xfe x\n" + b"\n" + b"42\n" + b'{"type":"x"}\r\n')
+    chunk, _ = read_new(f, None)
+    lists = _batch_lists([chunk])
+    assert _batch_table([chunk]).to_pylist() == [dict(zip(lists, row)) for row in zip(*lists.values())]
+
+
+def test_a_line_without_uuid_lands_once_whichever_batch_form_reads_it(warehouse, tmp_path, monkeypatch):
+    from cclens.sources.transcripts import load
+
+    line = b'{"type":"summary","summary":"s","leafUuid":"x","sessionId":"s1"}\n'
+    a, b = tmp_path / "a" / "s.jsonl", tmp_path / "b" / "s.jsonl"
+    for f in (a, b):
+        f.parent.mkdir()
+        f.write_bytes(line)
+    ingest_paths(warehouse, [a], host="h", include_defaults=False)           # lists
+    monkeypatch.setattr(load, "SMALL_BATCH_BYTES", 0)
+    ingest_paths(warehouse, [b], host="h", include_defaults=False)           # Arrow
+    assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line") == 1

@@ -20,10 +20,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
-
-import numpy as np
-import pyarrow as pa
+from typing import Any, Iterable, Iterator
 
 from ...metrics.rollup import mark_dirty
 from .files import Chunk, FileCursor
@@ -83,8 +80,8 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
 
 
 def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
-             ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, pa.Table]]:
-    """``batches`` with each batch's Arrow table, produced one batch ahead on a background thread, so
+             ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, "Batch"]]:
+    """``batches`` with each batch's input (:func:`batch_input`), produced one batch ahead on a background thread, so
     reading files and finding lines (which release the GIL) overlap with loading the previous batch in
     DuckDB. At most two batches are in memory. An error while reading is raised here, in order."""
     q: queue.Queue = queue.Queue(maxsize=1)
@@ -94,7 +91,7 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
     def produce() -> None:
         try:
             for chunks, cursors, size in batches:
-                item = (chunks, cursors, size, _batch_table(chunks))
+                item = (chunks, cursors, size, batch_input(chunks))
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -127,9 +124,67 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
             worker.join(timeout=0.05)
 
 
-def _chunk_arrays(chunk: Chunk) -> dict[str, pa.Array]:
+# Batches up to this size go to DuckDB as plain lists: no numpy/pyarrow import (~0.17 s of a
+# process's start-up), which is most of the cost of a small incremental update.
+SMALL_BATCH_BYTES = 4 * 1024 * 1024
+
+Batch = Any  # a pyarrow.Table, or for small batches a dict of column name -> list
+
+
+def batch_input(chunks: list[Chunk]) -> Batch:
+    """The lines of ``chunks`` as DuckDB's input (columns path, generation, byte_offset, byte_length,
+    txt, bad_raw): an Arrow table over the read buffers, or plain lists for a small batch."""
+    if sum(len(c.data) for c in chunks) <= SMALL_BATCH_BYTES:
+        return _batch_lists(chunks)
+    return _batch_table(chunks)
+
+
+def _batch_lists(chunks: list[Chunk]) -> dict[str, list]:
+    cols: dict[str, list] = {k: [] for k in ("path", "generation", "byte_offset", "byte_length", "txt", "bad_raw")}
+    for c in chunks:
+        data, start = c.data, 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            if end < 0:
+                end = len(data)
+            line = data[start:end + 1]  # with its newline, exactly as the Arrow path (line keys hash it)
+            try:
+                txt, bad = line.decode("utf-8"), None
+            except UnicodeDecodeError:
+                txt, bad = None, line.rstrip(b"\n").decode("utf-8", "backslashreplace")
+            cols["path"].append(c.path)
+            cols["generation"].append(c.generation)
+            cols["byte_offset"].append(c.start_offset + start)
+            cols["byte_length"].append(end - start)
+            cols["txt"].append(txt)
+            cols["bad_raw"].append(bad)
+            start = end + 1
+    return cols
+
+
+def _register_input(wh, batch: Batch) -> None:
+    if isinstance(batch, dict):
+        wh.execute("""CREATE OR REPLACE TEMP TABLE _tl_in AS SELECT unnest(?::VARCHAR[]) AS path,
+            unnest(?::INTEGER[]) AS generation, unnest(?::BIGINT[]) AS byte_offset,
+            unnest(?::INTEGER[]) AS byte_length, unnest(?::VARCHAR[]) AS txt, unnest(?::VARCHAR[]) AS bad_raw""",
+                   [batch[k] for k in ("path", "generation", "byte_offset", "byte_length", "txt", "bad_raw")])
+    else:
+        wh.register("_tl_in", batch)
+
+
+def _unregister_input(wh, batch: Batch) -> None:
+    if isinstance(batch, dict):
+        wh.execute("DROP TABLE IF EXISTS _tl_in")
+    else:
+        wh.unregister("_tl_in")
+
+
+def _chunk_arrays(chunk: Chunk) -> dict:
     """Zero-copy Arrow view of a chunk: one binary value per line (newline included; JSON allows the
     trailing whitespace), with its byte offset in the file. Finding newlines is numpy's memchr-speed scan."""
+    import numpy as np
+    import pyarrow as pa
+
     data = chunk.data
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == 10).astype(np.int64) + 1          # one past each newline
@@ -146,11 +201,13 @@ def _chunk_arrays(chunk: Chunk) -> dict[str, pa.Array]:
     }
 
 
-def _batch_table(chunks: Iterable[Chunk]) -> pa.Table:
+def _batch_table(chunks: Iterable[Chunk]) -> Any:
     """The lines of ``chunks`` as an Arrow table (path, generation, byte_offset, byte_length, txt, bad_raw).
 
     ``txt`` is the line as UTF-8 text; a line that is not valid UTF-8 has ``txt`` NULL and its bytes,
     escaped, in ``bad_raw`` (for the quarantine)."""
+    import pyarrow as pa
+
     parts = [_chunk_arrays(c) for c in chunks if c.data]
     if not parts:
         return pa.table({"path": pa.array([], pa.string()), "generation": pa.array([], pa.int32()),
@@ -182,7 +239,7 @@ def _batch_table(chunks: Iterable[Chunk]) -> pa.Table:
 
 def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
                   cursors: list[FileCursor] | None = None, run_id: str | None = None,
-                  batch: pa.Table | None = None) -> IngestStats:
+                  batch: Batch | None = None) -> IngestStats:
     """Land and model ``chunks`` (complete lines from one host) in one transaction.
 
     Idempotent: the same lines ingested again (from the same or another file, by a local ingest or a
@@ -194,13 +251,13 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
     run_id = run_id or uuid.uuid4().hex
     now = datetime.now(timezone.utc)
     if batch is None:
-        batch = _batch_table(chunks)
-    stats.lines = batch.num_rows
+        batch = batch_input(chunks)
+    stats.lines = len(batch["path"]) if isinstance(batch, dict) else batch.num_rows
     if cursors is None:
         cursors = [FileCursor(path=c.path, file_id=c.file_id, head_hash=c.head_hash, generation=c.generation,
                               size=c.size, offset=c.end_offset, mtime=c.mtime,
                               lines=0) for c in chunks]
-    wh.register("_tl_in", batch)
+    _register_input(wh, batch)
     try:
         with wh.transaction():
             _parse(wh, capture_content)
@@ -214,7 +271,7 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
             _store_cursors(wh, host, cursors, now)
             _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
     finally:
-        wh.unregister("_tl_in")
+        _unregister_input(wh, batch)
         _drop_scratch(wh)
     return stats
 
@@ -488,24 +545,13 @@ def _store_cursors(wh, host: str, cursors: list[FileCursor], now: datetime) -> N
     if not latest:
         return
     rows = list(latest.values())
-    table = pa.table({
-        "path": pa.array([c.path for c in rows], pa.string()),
-        "file_id": pa.array([c.file_id for c in rows], pa.string()),
-        "head_hash": pa.array([c.head_hash for c in rows], pa.string()),
-        "generation": pa.array([c.generation for c in rows], pa.int32()),
-        "size": pa.array([c.size for c in rows], pa.int64()),
-        "byte_offset": pa.array([c.offset for c in rows], pa.int64()),
-        "mtime": pa.array([c.mtime for c in rows], pa.float64()),
-        "lines": pa.array([c.lines for c in rows], pa.int64()),
-    })
-    wh.register("_tl_cursors", table)
-    try:
-        wh.execute("""
-        INSERT INTO transcript_file (host, path, file_id, head_hash, generation, size, byte_offset, mtime, lines, updated_at)
-        SELECT ?, path, file_id, head_hash, generation, size, byte_offset, mtime, lines, ? FROM _tl_cursors
-        ON CONFLICT (host, path) DO UPDATE SET file_id = excluded.file_id, head_hash = excluded.head_hash,
-            generation = excluded.generation, size = excluded.size, byte_offset = excluded.byte_offset,
-            mtime = excluded.mtime, lines = excluded.lines, updated_at = excluded.updated_at
-        """, [host, now])
-    finally:
-        wh.unregister("_tl_cursors")
+    wh.execute("""
+    INSERT INTO transcript_file (host, path, file_id, head_hash, generation, size, byte_offset, mtime, lines, updated_at)
+    SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::INTEGER[]),
+           unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[]), ?
+    ON CONFLICT (host, path) DO UPDATE SET file_id = excluded.file_id, head_hash = excluded.head_hash,
+        generation = excluded.generation, size = excluded.size, byte_offset = excluded.byte_offset,
+        mtime = excluded.mtime, lines = excluded.lines, updated_at = excluded.updated_at
+    """, [host, [c.path for c in rows], [c.file_id for c in rows], [c.head_hash for c in rows],
+          [c.generation for c in rows], [c.size for c in rows], [c.offset for c in rows],
+          [c.mtime for c in rows], [c.lines for c in rows], now])
