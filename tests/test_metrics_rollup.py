@@ -92,6 +92,7 @@ def test_every_metric_same_on_rollups_and_raw(org, monkeypatch, tz):
 
 
 def test_rollup_path_reads_the_rollup_tables(org, monkeypatch):
+    monkeypatch.setattr(facts, "USE_LAYER", False)
     monkeypatch.setattr(facts, "USE_ROLLUPS", True)
     sql, _ = compile_metric(org, "tokens", group_by=["person"], prices=PRICES, **MARCH)
     assert "rollup_request" in sql
@@ -139,6 +140,7 @@ def test_a_price_table_with_another_long_context_threshold_is_priced_from_raw_ro
                            "threshold": 100_000, "input": 6, "output": 22.5, "cache_write_5m": 7.5,
                            "cache_write_1h": 12, "cache_read": 0.6}}})
     monkeypatch.setattr(facts, "USE_ROLLUPS", True)
+    monkeypatch.setattr(facts, "USE_LAYER", False)
     sql, _ = compile_metric(org, "estimated_cost", prices=table, **MARCH)
     assert "api_request_cost" in sql.split("ev_cost_raw AS")[1][:2000]
     raw, rolled = _both(org, monkeypatch, "estimated_cost", ("person",), prices=table)

@@ -110,7 +110,8 @@ class LayerFacts(Facts):
     SELECT day, person, srcs, tier, sessions FROM pd_sessions WHERE {_RANGE}
     UNION ALL
     SELECT m.day, m.person, {_srcs('m.bt', 'm.bo')}, 3, count(*) FROM pd_multi m
-    WHERE NOT EXISTS (SELECT 1 FROM pd_sessions a WHERE a.day = m.day AND a.person = m.person AND a.tier < 3)
+    WHERE NOT EXISTS (SELECT 1 FROM pd_sessions a WHERE a.day = m.day AND a.person = m.person AND a.tier < 3
+                      AND a.day >= $since AND a.day <= $until)
     GROUP BY m.day, m.person, m.bt, m.bo""")
 
     def f_tokens(self) -> str:
@@ -171,16 +172,19 @@ _EV_RAW = """
            sum(r.cache_write_1h_tokens) AS cache_write_1h_tokens
     FROM rollup_request r WHERE r.q >= $q_from AND r.q < $q_to
     GROUP BY ALL"""
-# a session's identity from all its rows (not only this range)
-_EV_SESS = """
-    SELECT session_id, max(email) AS email, max(account_uuid) AS account_uuid, max(user_id) AS user_id
-    FROM rollup_request WHERE session_id IN (SELECT session_id FROM ev_raw)
-      AND (email IS NOT NULL OR account_uuid IS NOT NULL OR user_id IS NOT NULL)
-    GROUP BY session_id"""
 UID_MAP = """
     SELECT user_id, max(email) AS email, max(account_uuid) AS account_uuid
     FROM rollup_request WHERE user_id IS NOT NULL AND (email IS NOT NULL OR account_uuid IS NOT NULL)
     GROUP BY user_id"""
+# the sessions of the range, from all their rows (not only this range): identity and number of UTC days
+_SESS = """
+    SELECT session_id, max(email) AS email, max(account_uuid) AS account_uuid, max(user_id) AS user_id,
+           count(DISTINCT q // 96) AS n
+    FROM rollup_request WHERE session_id IN (SELECT DISTINCT session_id FROM rollup_request
+                                             WHERE q >= $q_from AND q < $q_to AND session_id IS NOT NULL)
+    GROUP BY session_id"""
+# the per-source rows of the range every family reads, staged once per run of days
+_STAGED = {"ev": "_pd_ev", "pt": "_pd_pt", "cc": "_pd_cc", "ccd": "_pd_ccd", "cct": "_pd_cct", "eng": "_pd_eng"}
 
 
 def _winners(fam: str) -> str:
@@ -189,56 +193,73 @@ def _winners(fam: str) -> str:
             f"ON w.person = b.person AND w.day = b.day AND w.tier = b.tier")
 
 
+def _ctx(since: date, until: date) -> Ctx:
+    return Ctx(tz=LAYER_TZ, since=since, until=until, rollups=True, dirty={})
+
+
+def _stage(since: date, until: date) -> list[tuple[str, list[Any]]]:
+    """Statements creating the temp tables of :data:`_STAGED` for UTC days ``since``..``until``: the
+    catalog's own per-source fact SQL (:class:`Facts`), with identities borrowed over all history."""
+    from .facts import bind
+
+    out = [bind(f"CREATE OR REPLACE TEMP TABLE _pd_sess AS {_SESS}", _ctx(since, until).params())]
+    for cte, table in _STAGED.items():
+        f = Facts(_ctx(since, until))
+        f._add("ev_raw", _EV_RAW)       # ev() keeps these (it adds a CTE only once)
+        f._add("ev_sess", "SELECT session_id, email, account_uuid, user_id FROM _pd_sess")
+        f._add("uid_map", "SELECT * FROM pd_uid_map")
+        name = {"ev": lambda: f.ev(False), "pt": f.pt, "cc": f.cc, "ccd": f.cc_daily, "cct": f.cc_tools,
+                "eng": f.eng}[cte]()
+        out.append(bind(f"CREATE OR REPLACE TEMP TABLE {table} AS {f.sql_with()}SELECT * FROM {name}", f.ctx.params()))
+    return out
+
+
 def _facts(since: date, until: date) -> Facts:
-    f = Facts(Ctx(tz=LAYER_TZ, since=since, until=until, rollups=True, dirty={}))
-    f._add("ev_raw", _EV_RAW)       # ev() keeps these (it adds a CTE only once)
-    f._add("ev_sess", _EV_SESS)
-    f._add("uid_map", "SELECT * FROM pd_uid_map")
+    """A :class:`Facts` whose per-source CTEs read the staged tables."""
+    f = Facts(_ctx(since, until))
+    for cte, table in _STAGED.items():
+        f._add(cte, f"SELECT * FROM {table}")
     return f
 
 
 def _inserts(since: date, until: date) -> list[tuple[str, str, list[Any]]]:
-    """(table, INSERT … SELECT, params) filling the layer for UTC days ``since``..``until``; the
-    session-day table first (pd_sessions reads it)."""
+    """(table, INSERT … SELECT, params) filling the layer for UTC days ``since``..``until`` from the staged
+    tables; the session-day table first (pd_sessions reads it). Rows go in day order (scans prune)."""
     from .facts import bind
 
     out: list[tuple[str, str, list[Any]]] = []
 
     def add(table: str, f: Facts, select: str) -> None:
-        sql, params = bind(f"INSERT INTO {table} {f.sql_with()}{select}", f.ctx.params())
+        sql, params = bind(f"INSERT INTO {table} {f.sql_with()}{select} ORDER BY 1", f.ctx.params())
         out.append((table, sql, params))
 
     f = _facts(since, until)
-    ev = f.ev(False)
-    add("pd_session_day", f, f"""
-    SELECT e.day, e.session_id, min(e.person), bool_or(e.bt), bool_or(e.bo), m.n > 1
-    FROM {ev} e JOIN (SELECT session_id, count(DISTINCT q // 96) AS n FROM rollup_request
-                      WHERE session_id IN (SELECT session_id FROM ev_raw) GROUP BY session_id) m USING (session_id)
-    GROUP BY e.day, e.session_id, m.n""")
+    add("pd_session_day", f, """
+    SELECT e.day, e.session_id, min(e.person), bool_or(e.bt), bool_or(e.bo), any_value(m.n) > 1
+    FROM _pd_ev e JOIN _pd_sess m USING (session_id)
+    GROUP BY e.day, e.session_id""")
 
     f = _facts(since, until)
     fam = f.f_activity()
     add("pd_activity", f, f"SELECT day, person, bit_or(srcs) FROM {fam} GROUP BY day, person")
 
     f = _facts(since, until)
-    cc, eng = f.cc(), f.eng()
     f._add("fs", f"""
     SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, count(*) AS sessions
     FROM pd_session_day WHERE NOT multi AND {_RANGE} GROUP BY day, person, bt, bo
-    UNION ALL SELECT day, person, {CCB}, 1, sessions FROM {cc}
-    UNION ALL SELECT day, person, {EAB}, 2, cc_session_count FROM {eng} WHERE cc_session_count IS NOT NULL""")
+    UNION ALL SELECT day, person, {CCB}, 1, sessions FROM _pd_cc
+    UNION ALL SELECT day, person, {EAB}, 2, cc_session_count FROM _pd_eng WHERE cc_session_count IS NOT NULL""")
     add("pd_sessions", f, f"SELECT day, person, srcs, tier, sum(sessions) FROM ({_winners('fs')}) "
                           "GROUP BY day, person, srcs, tier")
 
     f = _facts(since, until)
-    ev, ccd = f.ev(False), f.cc_daily()
     f._add("ft", f"""
     SELECT day, person, {_srcs('bt', 'bo')} AS srcs, 3 AS tier, model, fast, long_ctx, input_tokens, output_tokens,
            cache_read_tokens, cache_creation_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-           NULL::DOUBLE AS api_cost_usd FROM {ev}
+           NULL::DOUBLE AS api_cost_usd FROM _pd_ev
     UNION ALL
     SELECT day, person, {CCB}, 1, model, false, false, input_tokens, output_tokens, cache_read_tokens,
-           cache_creation_tokens, 0, 0, cost_usd FROM {ccd}""")
+           cache_creation_tokens, 0, 0, cost_usd FROM _pd_ccd""")
     add("pd_tokens", f, f"""
     SELECT day, person, srcs, tier, model, fast, long_ctx, sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
            sum(cache_creation_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens), sum(api_cost_usd)
@@ -309,8 +330,12 @@ def _recompute(wh: Any, runs: list[tuple[date, date]], cov: bool = True) -> None
     for lo, hi in runs:
         for table in TABLES:
             wh.execute(f"DELETE FROM {table} WHERE day >= ? AND day <= ?", [lo, hi])
+        for sql, params in _stage(lo, hi):
+            wh.execute(sql, params)
         for _table, sql, params in _inserts(lo, hi):
             wh.execute(sql, params)
+        for table in ("_pd_sess", *_STAGED.values()):
+            wh.execute(f"DROP TABLE IF EXISTS {table}")
         if cov:
             wh.execute("DELETE FROM pd_cov WHERE day >= ? AND day <= ?", [lo, hi])
             a = datetime.combine(lo, dtime(0), timezone.utc)
@@ -366,26 +391,34 @@ def refresh(wh: Any, event_days: Iterable[date] = (), *, full: bool = False) -> 
     t0 = time.perf_counter()
     days = set(event_days)
     if days:
-        # every day of the sessions these days touch (a row may change a session's person or span)
+        # every day of the sessions these days touch (a row may change a session's person or span): the
+        # session-days already in the layer, and the sessions of the new rows
+        from .rollup import _q_in
+
         dl = _day_list(days)
-        dns = ", ".join(str((d - _EPOCH).days) for d in days)
+        qin = _q_in([(d - _EPOCH).days for d in days])
         rows = wh.query(f"""
-            WITH s AS (SELECT DISTINCT session_id FROM rollup_request WHERE q // 96 IN ({dns}) AND session_id IS NOT NULL
+            WITH s AS (SELECT DISTINCT session_id FROM rollup_request WHERE {qin} AND session_id IS NOT NULL
                        UNION SELECT session_id FROM pd_session_day WHERE day IN ({dl}) AND session_id IS NOT NULL)
-            SELECT DISTINCT q // 96 AS dn FROM rollup_request WHERE session_id IN (SELECT session_id FROM s)
-            UNION SELECT datediff('day', DATE '1970-01-01', day) FROM pd_session_day
-            WHERE session_id IN (SELECT session_id FROM s)""")
-        days |= {_EPOCH + timedelta(days=int(r["dn"])) for r in rows}
-        # OTel user ids whose email/account changed: every day of their metric points
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE _pd_uid AS {UID_MAP}")
-        changed = wh.query("""
-            SELECT DISTINCT q // 96 AS dn FROM rollup_point WHERE user_id IN (
-                SELECT user_id FROM (SELECT * FROM _pd_uid EXCEPT SELECT * FROM pd_uid_map
-                                     UNION ALL (SELECT * FROM pd_uid_map EXCEPT SELECT * FROM _pd_uid)))""")
-        days |= {_EPOCH + timedelta(days=int(r["dn"])) for r in changed}
-        wh.execute("DELETE FROM pd_uid_map")
-        wh.execute("INSERT INTO pd_uid_map SELECT * FROM _pd_uid")
+            SELECT DISTINCT day FROM pd_session_day WHERE session_id IN (SELECT session_id FROM s)""")
+        days |= {r["day"] for r in rows}
+        # OTel user ids of these days whose email/account changed: every day of their metric points
+        wh.execute(f"""CREATE OR REPLACE TEMP TABLE _pd_uids AS
+                       SELECT DISTINCT user_id FROM rollup_request WHERE {qin} AND user_id IS NOT NULL""")
+        wh.execute(f"""CREATE OR REPLACE TEMP TABLE _pd_uid AS SELECT * FROM ({UID_MAP})
+                       WHERE user_id IN (SELECT user_id FROM _pd_uids)""")
+        changed = [r["user_id"] for r in wh.query("""
+            SELECT user_id FROM (SELECT * FROM _pd_uid EXCEPT SELECT * FROM pd_uid_map
+                                 UNION ALL (SELECT * FROM pd_uid_map WHERE user_id IN (SELECT user_id FROM _pd_uids)
+                                            EXCEPT SELECT * FROM _pd_uid))""")]
+        if changed:
+            rows = wh.query("SELECT DISTINCT q // 96 AS dn FROM rollup_point WHERE user_id IN (SELECT unnest(?))",
+                            [changed])
+            days |= {_EPOCH + timedelta(days=int(r["dn"])) for r in rows}
+            wh.execute("DELETE FROM pd_uid_map WHERE user_id IN (SELECT user_id FROM _pd_uids)")
+            wh.execute("INSERT INTO pd_uid_map SELECT * FROM _pd_uid")
         wh.execute("DROP TABLE IF EXISTS _pd_uid")
+        wh.execute("DROP TABLE IF EXISTS _pd_uids")
     api_changed = not fresh(wh)
     if api_changed:
         rows = wh.query(f"""

@@ -84,7 +84,7 @@ def refresh(wh: Any, *, full: bool = False) -> dict[str, Any]:
         if full or not ready(wh):
             for table, select in _TABLE.values():
                 wh.execute(f"DELETE FROM {table}")
-                wh.execute(f"INSERT INTO {table} {select.format(where='TRUE')}")
+                wh.execute(f"INSERT INTO {table} {select.format(where='TRUE')} ORDER BY q")  # q-range scans prune
             wh.execute("DELETE FROM rollup_dirty")
             wh.execute("DELETE FROM rollup_state WHERE name = 'events'")
             wh.execute("INSERT INTO rollup_state VALUES ('events', now(), now())")
@@ -153,18 +153,14 @@ def layer_state(wh: Any) -> tuple[bool, dict[str, list[int]], bool, bool]:
     """:func:`state` plus the person-day layer's (built?, fresh?) in the same small read."""
     from . import person_day
 
-    try:
-        rows = wh.query(f"SELECT (SELECT count(*) FROM rollup_state WHERE name = 'events') AS built, "
-                        f"(SELECT list(DISTINCT {{'src': src, 'dn': {_DAYN}}}) FROM rollup_dirty) AS dirty, "
-                        + person_day.state_sql())
-    except Exception:
-        built, dirty = state(wh)
+    built, dirty = state(wh)
+    if not built:
         return built, dirty, False, False
-    dirty: dict[str, list[int]] = {}
-    for item in rows[0]["dirty"] or []:
-        dirty.setdefault(item["src"], []).append(int(item["dn"]))
-    return (bool(rows[0]["built"]), {k: sorted(v) for k, v in dirty.items()}, bool(rows[0]["pd_built"]),
-            bool(rows[0]["pd_fresh"]))
+    try:  # a separate read: folded into state()'s it made DuckDB plan slower (22 ms vs 7 ms)
+        row = wh.query("SELECT " + person_day.state_sql())[0]
+    except Exception:
+        return built, dirty, False, False
+    return built, dirty, bool(row["pd_built"]), bool(row["pd_fresh"])
 
 
 def _ts_in(dns: list[int]) -> str:
