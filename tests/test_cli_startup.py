@@ -181,3 +181,30 @@ def test_light_path_errors_are_one_line(tmp_path, capsys):
     rc = main(["--db", str(tmp_path / "wh.duckdb"), "report", "daily", "--tz", "Mars/Olympus", "--no-refresh"])
     err = capsys.readouterr().err
     assert rc != 0 and err.startswith("error: ") and err.count("\n") == 1 and "Mars/Olympus" in err
+
+
+def test_report_picks_up_new_lines_while_the_walk_runs_beside_the_open(tmp_path, isolated_env, capsys):
+    """The light path walks the folders on a thread while the warehouse opens; new lines still count."""
+    from cclens.cli import main
+
+    projects = isolated_env / ".claude" / "projects"
+    copy_fixture("transcript_main_session.jsonl", projects / "p" / "s.jsonl")
+    db = str(tmp_path / "wh.duckdb")
+    assert main(["--db", db, "report", "daily", "--tz", "UTC", "-f", "json"]) == 0
+    first = sum(r["input_tokens"] for r in json.loads(capsys.readouterr().out))
+    assert first == 175
+    copy_fixture("transcript_main_session.jsonl", projects / "q" / "other.jsonl")  # same lines: counted once
+    data = (projects / "p" / "s.jsonl").read_text().replace('"requestId": "req_', '"requestId": "req_x')
+    data = data.replace("3649b710-", "9999b710-").replace('"id": "msg_', '"id": "msg_x')  # another session
+    (projects / "q" / "new.jsonl").write_text(data)  # new requests: counted again
+    assert main(["--db", db, "report", "daily", "--tz", "UTC", "-f", "json"]) == 0
+    assert sum(r["input_tokens"] for r in json.loads(capsys.readouterr().out)) == 2 * first
+
+
+def test_background_scan_hands_back_errors(monkeypatch):
+    from cclens.sources.transcripts import files
+
+    monkeypatch.setattr(files, "scan", lambda *a, **k: (_ for _ in ()).throw(PermissionError("no")))
+    result = files.scan_in_background([])
+    with pytest.raises(PermissionError):
+        result()

@@ -22,12 +22,18 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
     """The rows of report ``kind`` and the time zone they are in. On the warehouse file, first ingests
     what is new in this machine's transcripts (unless ``refresh`` is False); through a running
     ``cclens serve``, its own watcher does that."""
+    settings = st.settings
+    scanned = None
+    if refresh and not st.server_maybe_running():
+        from ..sources.transcripts.files import scan_in_background
+
+        # walk the transcript folders while the warehouse opens (the same places refresh() looks at)
+        scanned = scan_in_background(list(settings.transcript_paths))
     from ..metrics import usage
     from ..model.pricing import effective_table
     from ..timeutil import check_tz, parse_day
     from ..warehouse import DuckDBWarehouse
 
-    settings = st.settings
     flt = usage.ReportFilter(prices=effective_table(settings), tz=check_tz(tz, settings.tz),
                              since=parse_day(since, "--since"), until=parse_day(until, "--until"),
                              source=source, project=project)
@@ -35,7 +41,7 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
         if refresh and isinstance(wh, DuckDBWarehouse):
             from ..sources.transcripts import refresh as refresh_transcripts
 
-            refresh_transcripts(wh, settings)
+            refresh_transcripts(wh, settings, found=scanned() if scanned else None)
         if kind in usage.PERIODS:
             rows = usage.period_report(wh, kind, flt)
         elif kind == "sessions":

@@ -9,10 +9,11 @@ replaced: it is read again from offset 0 under a new *generation* (line keys mak
 
 from __future__ import annotations
 
-import hashlib
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable
 
 READ_LIMIT = 32 * 1024 * 1024  # bytes read from one file per call; bounds memory on huge files
 
@@ -93,6 +94,31 @@ def scan(extra_paths: list[Path] | None = None, *, include_defaults: bool = True
     return found
 
 
+def scan_in_background(extra_paths: list[Path] | None = None, *, include_defaults: bool = True
+                       ) -> Callable[[], dict[str, int | OSError]]:
+    """Start :func:`scan` on a thread now; the returned function waits for it and returns its result
+    (or raises what it raised). A report opens the warehouse meanwhile: the walk is system calls and
+    DuckDB releases the GIL while it opens the file and runs queries, so on two cores they overlap."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["found"] = scan(extra_paths, include_defaults=include_defaults)
+        except BaseException as exc:  # handed to the caller by result()
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="cclens-transcript-scan", daemon=True)
+    thread.start()
+
+    def result() -> dict[str, int | OSError]:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["found"]
+
+    return result
+
+
 def _size(path: str) -> int | OSError:
     try:
         return os.stat(path).st_size
@@ -131,6 +157,8 @@ def _walk(top: str, found: dict[str, int | OSError]) -> None:
 def _head_hash(fh, size: int) -> str | None:
     if size == 0:
         return None
+    import hashlib  # only when a file is read (not on a report's walk)
+
     fh.seek(0)
     head = fh.read(min(size, 4096))
     end = head.find(b"\n")

@@ -61,13 +61,16 @@ def load_cursors(wh, host: str, paths: list[str] | None = None) -> dict[str, Fil
     return {r[0]: FileCursor(*r) for r in rows}
 
 
-def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True
+def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
+         found: dict[str, int | OSError] | None = None
          ) -> tuple[list[tuple[Path, FileCursor | None]], int, list[str]]:
     """Which files have changed since their cursor: ``(files with their cursors, bytes pending, errors)``,
     files in path order. Cheap (a directory walk and a stat per file, compared with the stored sizes
-    without building a cursor per file), so reports can call it every time."""
-    found = scan(paths, include_defaults=include_defaults)
+    without building a cursor per file), so reports can call it every time. ``found``: the result of
+    :func:`~.files.scan` for the same paths, when the caller already has it."""
     stored = _stored_sizes(wh, host)
+    if found is None:
+        found = scan(paths, include_defaults=include_defaults)
     errors: list[str] = []
     changed: list[tuple[str, int]] = []
     for f, size in found.items():
@@ -98,11 +101,11 @@ def _stored_sizes(wh, host: str) -> dict[str, tuple[int, int]]:
 
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
                  capture_content: bool = False, progress: Progress | None = None,
-                 batch_bytes: int = BATCH_BYTES) -> IngestStats:
+                 batch_bytes: int = BATCH_BYTES, found: dict[str, int | OSError] | None = None) -> IngestStats:
     """Ingest every new complete line of the transcripts found under ``paths`` (and the default roots
     when ``include_defaults``). Safe to interrupt at any point: each batch commits with its cursors.
-    Files that cannot be read are reported in ``stats.errors`` and skipped."""
-    todo, pending, errors = plan(wh, paths, host=host, include_defaults=include_defaults)
+    Files that cannot be read are reported in ``stats.errors`` and skipped. ``found``: see :func:`plan`."""
+    todo, pending, errors = plan(wh, paths, host=host, include_defaults=include_defaults, found=found)
     if not todo:
         stats = IngestStats()
         stats.errors.extend(errors)
@@ -129,8 +132,9 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
     return total
 
 
-def refresh(wh, settings) -> IngestStats:
+def refresh(wh, settings, found: dict[str, int | OSError] | None = None) -> IngestStats:
     """Bring the warehouse up to date with this machine's transcripts (default roots and the configured
-    ``transcript_paths``). Cheap when nothing changed; reports call it so they are always current."""
+    ``transcript_paths``). Cheap when nothing changed; reports call it so they are always current.
+    ``found``: :func:`~.files.scan` of those places (``scan(settings.transcript_paths)``), if already done."""
     return ingest_paths(wh, list(settings.transcript_paths), host=settings.host,
-                        capture_content=settings.capture_content)
+                        capture_content=settings.capture_content, found=found)
