@@ -52,10 +52,9 @@ def _compute(wh, name, group_by, since=SINCE, until=UNTIL, tz="UTC", filters=Non
 RANGES = [(SINCE, UNTIL, "UTC", None), (SINCE, UNTIL, "America/Los_Angeles", {"team": ["platform"]}),
           (UNTIL, UNTIL, "UTC", None), ("2020-01-01", "2020-01-07", "UTC", None)]
 REGROUPS = [(m, ("day",), c) for m in ("sessions", "lines_added", "lines_removed", "commits", "pull_requests",
-                                       "tokens", "estimated_cost", "billed_cost")
+                                       "tokens")
             for c in ((), ("week",), ("month",))] + [
-    ("estimated_cost", ("day", "model"), ()), ("estimated_cost", ("day", "model"), ("model",)),
-    ("estimated_cost", ("day", "model"), ("day",)), ("tokens", ("model",), ()), ("tokens", ("day", "model"), ("week",)),
+    ("tokens", ("model",), ()), ("tokens", ("day", "model"), ("week",)), ("tokens", ("day", "model"), ("model",)),
     ("edit_accept_rate", ("tool",), ()), ("edit_accept_rate", ("day", "tool"), ("tool",)),
     *[(m, ("person", "day"), c) for m in ("active_people", "active_known_people", "known_people")
       for c in ((), ("day",), ("week",), ("month",), ("person",), ("person", "week"))]]
@@ -108,6 +107,13 @@ def test_inexact_derivations_are_refused():
             regroup(get(name), [], fine, coarse)
     with pytest.raises(NotDerivable):
         share(get("model_mix"), [], ("day", "model"))
+    cost = [{"day": date(2026, 11, d), "value": v, "unpriced_models": [], "sources": ["otel"]}
+            for d, v in ((1, 0.1), (2, 0.2))]
+    with pytest.raises(NotDerivable):   # fractional sums: the catalog adds them (addition order, last bits)
+        regroup(get("estimated_cost"), cost, ("day",), ())
+    whole = [{**r, "value": float(i + 1)} for i, r in enumerate(cost)]
+    assert regroup(get("estimated_cost"), whole, ("day",), ()) == [
+        {"value": 3.0, "unpriced_models": [], "sources": ["otel"]}]
 
 
 def _pages(wh, settings, f, derive: bool):
@@ -201,4 +207,53 @@ def test_a_page_reads_one_snapshot_and_asks_a_repeated_query_once(tmp_path):
         reader.close()
         reader._cur.close()
     assert PageReader(wh.cursor()).query("SELECT count(*) AS n FROM t") == [{"n": 2}]
+    wh.close()
+
+
+def test_viewed_pages_are_rendered_again_once_new_data_settles(tmp_path):
+    """After a commit, the warmer re-renders the pages viewed before it, so the next viewer gets a cache hit
+    with the same page a cold render gives; ``/`` and the same view with its filters spelled out share one
+    cache entry."""
+    import re
+    import time
+
+    import httpx2 as httpx
+    from dashboard_support import app_for
+    from serve_support import ThreadServer
+
+    from cclens.server.dashboard import cache_key
+    from cclens.server.dashboard_model import Filters
+
+    app, wh = app_for(build(tmp_path))
+    warmer, writer, cache = app.state.dashboard_warmer, app.state.writer, app.state.dashboard_cache
+    warmer.quiet, warmer.min_interval, warmer.poll = 0.3, 0.0, 0.05
+
+    def settled(deadline: float = 60) -> None:
+        end, last, since = time.monotonic() + deadline, writer.commits, time.monotonic()
+        while time.monotonic() - since < 1.0:
+            assert time.monotonic() < end, "the writer never went quiet"
+            time.sleep(0.05)
+            if writer.commits != last:
+                last, since = writer.commits, time.monotonic()
+
+    def strip(html: str) -> str:
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)   # the page's "generated at" minute
+
+    with ThreadServer(app) as server:
+        settled()
+        f = Filters.parse({}, "UTC")
+        first = httpx.get(f"{server.url}/", timeout=60)
+        hits = cache.hits
+        assert httpx.get(f"{server.url}/?{f.query()}", timeout=60).text == first.text and cache.hits == hits + 1
+        rounds = warmer.rounds
+        writer.submit(lambda _wh: None).result(30)        # a new data version: every page is cold again
+        end = time.monotonic() + 60
+        while not (warmer.rounds > rounds and cache_key("/", f, {}, writer.commits) in cache._items):
+            assert time.monotonic() < end, (warmer.rounds, warmer.last_error)
+            time.sleep(0.05)
+        hits = cache.hits
+        again = httpx.get(f"{server.url}/", timeout=60)
+        assert cache.hits == hits + 1, "the first viewer after new data got a pre-rendered page"
+        assert strip(again.text) == strip(first.text)
+        assert warmer.last_error is None
     wh.close()

@@ -55,8 +55,13 @@ def environment() -> Environment:
 
 def setup(app: FastAPI) -> None:
     """Serve the static files (CSS, JS, ECharts) under :data:`STATIC_PREFIX`."""
+    from .dashboard_warm import Warmer
+
     app.mount(STATIC_PREFIX, StaticFiles(directory=_package_dir("static")), name="dashboard-static")
     app.state.dashboard_cache = PageCache()
+    app.state.dashboard_warmer = warmer = Warmer(app, enabled=PREWARM)
+    app.state.on_start.append(warmer.start)
+    app.state.on_stop.append(warmer.stop)
 
 
 def static_text(name: str) -> str:
@@ -126,6 +131,7 @@ def _build(reader: Any, settings: Any, f: Filters, builder: Callable[..., Page],
 
 _SAME = object()
 PREFETCH = True   # run a page's learned catalog calls in parallel before building it
+PREWARM = True    # re-render recently viewed pages once new data has settled (dashboard_warm.Warmer)
 # page builder (+ args) -> the metric calls it made, with days relative to the page's range
 _PLANS: dict[tuple, list[tuple]] = {}
 
@@ -161,36 +167,51 @@ class PageCache:
                 self._items.popitem(last=False)
 
 
-async def _serve(request: Request, builder: Callable[..., Page], *args: Any) -> Response:
-    settings = request.app.state.settings
-    params = dict(request.query_params)
+FILTER_PARAMS = ("since", "until", "tz", "team")
+
+
+def cache_key(path: str, f: Filters, params: dict[str, str], commits: int) -> tuple:
+    """A page's cache key: the path, the filters as understood (so ``/`` and the same view with its
+    default filters spelled out in the URL share one entry), the other parameters, the data version."""
+    return (path, f, tuple(sorted((k, v) for k, v in params.items() if k not in FILTER_PARAMS)), commits)
+
+
+def render(app: Any, path: str, params: dict[str, str], builder: Callable[..., Page], args: tuple,
+           server_url: str) -> tuple[tuple, Response]:
+    """Build and render one page (HTML, or a table's CSV with ``format=csv``) at the writer's current
+    data version; returns its cache key and the response. Runs in a worker thread."""
+    settings, writer = app.state.settings, app.state.writer
     f = Filters.parse(params, settings.tz)
-    writer = request.app.state.writer
-    cache: PageCache = request.app.state.dashboard_cache
-    key = (request.url.path, tuple(sorted(params.items())), f.until, writer.commits)
-    hit = cache.get(key)
-    if hit is not None:
-        return Response(hit.body, hit.status_code, media_type=hit.media_type, headers=dict(hit.headers))
-
-    def work() -> tuple[Page, Any]:
-        cur = writer.reader()
-        try:
-            page = build(cur, settings, f, builder, *args, url=_server_url(request), snapshot=True)
-            return page, cur.query("SELECT team_id AS key, coalesce(name, team_id) AS name FROM team ORDER BY 2")
-        finally:
-            cur.close()
-
-    page, teams = await run_in_threadpool(work)
+    key = cache_key(path, f, params, writer.commits)   # read before the snapshot: the page is at least this new
+    cur = writer.reader()
+    try:
+        page = build(cur, settings, f, builder, *args, url=server_url, snapshot=True)
+        teams = cur.query("SELECT team_id AS key, coalesce(name, team_id) AS name FROM team ORDER BY 2")
+    finally:
+        cur.close()
     if params.get("format") == "csv":
         table = page.tables().get(params.get("table", ""))
         if table is None:
             raise HTTPException(404, f"page {page.key} has no table {params.get('table')!r}; tables: "
                                 f"{', '.join(page.tables()) or 'none'}")
         name = f"cclens-{page.key}-{table.id}-{f.since}-{f.until}.csv"
-        resp: Response = Response(table.csv(), media_type="text/csv; charset=utf-8",
-                                  headers={"content-disposition": f'attachment; filename="{name}"'})
-    else:
-        resp = HTMLResponse(render_page(page, f, path=request.url.path, teams=teams))
+        return key, Response(table.csv(), media_type="text/csv; charset=utf-8",
+                             headers={"content-disposition": f'attachment; filename="{name}"'})
+    return key, HTMLResponse(render_page(page, f, path=path, teams=teams))
+
+
+async def _serve(request: Request, builder: Callable[..., Page], *args: Any) -> Response:
+    app = request.app
+    params = dict(request.query_params)
+    f = Filters.parse(params, app.state.settings.tz)
+    cache: PageCache = app.state.dashboard_cache
+    recipe = (request.url.path, params, builder, args, _server_url(request))
+    if params.get("format") != "csv":
+        app.state.dashboard_warmer.viewed(recipe)
+    hit = cache.get(cache_key(request.url.path, f, params, app.state.writer.commits))
+    if hit is not None:
+        return Response(hit.body, hit.status_code, media_type=hit.media_type, headers=dict(hit.headers))
+    key, resp = await run_in_threadpool(render, app, *recipe)
     cache.put(key, resp)
     return resp
 

@@ -19,9 +19,11 @@ and order), and refuses every case where that is not exact:
 * **shares** (``model_mix`` by model): each model's tokens over all tokens.
 * **edit_accept_rate**: from its ``accepted``/``rejected`` sums.
 
-Floating-point sums may differ in the last bits from a direct query (addition order; DuckDB's own
-parallel sums already do). ``tests/test_dashboard_derive.py`` checks every page equal with and without
-derivation.
+Sums are derived only while every value is a whole number (tokens, lines, commits, sessions — also
+when stored as DOUBLE): adding fractional values (cost) in another order changes the last bits, and a
+KPI rounded to cents could then show one cent off the API's figure. Such a call raises
+:class:`NotDerivable` and the dashboard queries it. ``tests/test_dashboard_derive.py`` checks every page
+equal with and without derivation.
 """
 
 from __future__ import annotations
@@ -106,6 +108,13 @@ def regroup(metric: Any, rows: list[dict[str, Any]], fine: tuple[str, ...], coar
     else:
         raise NotDerivable(f"{metric.name} is not a sum, a distinct count of people or the accept rate")
 
+    summed = {"people": (), "accept": ("accepted", "rejected")}.get(
+        combine, ("value", *(n for n, _ in metric.extra if n != "unpriced_models")))
+    for r in rows:
+        for k in summed:
+            v = r.get(k)
+            if isinstance(v, float) and not v.is_integer():
+                raise NotDerivable(f"{metric.name}: fractional values summed in another order change the last bits")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(_coarse_key(r, fine, coarse), []).append(r)

@@ -167,7 +167,10 @@ class Figures:
             entry = catalog.get(name)
             via = self.vias.get((name, group_by)) if f == self.f else None
             if via is not None and via != group_by:
-                return derive.regroup(entry, self.rows(name, via, f, filters), via, group_by)
+                try:
+                    return derive.regroup(entry, self.rows(name, via, f, filters), via, group_by)
+                except derive.NotDerivable:
+                    pass   # e.g. fractional sums: ask the catalog
             parts = (entry.numerator, entry.denominator) if entry.numerator else (entry.share_of,) if entry.share_of else ()
             if parts and all(self._team_filtered(p, f) == self._team_filtered(name, f) for p in parts):
                 if entry.numerator:
