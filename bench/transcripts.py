@@ -98,8 +98,11 @@ def phases(db: Path, env: dict[str, str], runs: int) -> dict[str, float]:
 
 
 def phase_line(label: str, ph: dict[str, float]) -> str:
-    order = ["start-up", "open", "walk+stat", "plan", "load", "query", "close", "total"]
-    return f"{label}: " + " · ".join(f"{k} {ph[k]:.0f} ms" for k in order if k in ph)
+    order = ["start-up", "open", "walk+stat wait", "walk+stat", "plan", "load", "query", "close", "total"]
+    line = f"{label}: " + " · ".join(f"{k} {ph[k]:.0f} ms" for k in order if k in ph)
+    if "walk+stat on its thread" in ph:
+        line += f" (the walk+stat itself: {ph['walk+stat on its thread']:.0f} ms on a thread beside the open)"
+    return line
 
 
 def serve(db: Path, env: dict[str, str], config: Path, work: Path, size_mb: int, runs: int
