@@ -116,3 +116,19 @@ def test_a_line_without_uuid_lands_once_whichever_batch_form_reads_it(warehouse,
     monkeypatch.setattr(load, "SMALL_BATCH_BYTES", 0)
     ingest_paths(warehouse, [b], host="h", include_defaults=False)           # Arrow
     assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line") == 1
+
+
+def test_landing_copy_loses_content_but_gains_no_keys(warehouse, tmp_path):
+    f = tmp_path / "s.jsonl"
+    f.write_text("\n".join([
+        '{"type":"user","uuid":"u1","sessionId":"s","message":{"role":"user","content":"secret prompt"}}',
+        '{"type":"z","uuid":"u2","sessionId":"s","keep":{"a":1}}',
+        '{"type":"attachment","uuid":"u3","sessionId":"s","attachment":{"type":"file","content":"body","path":"/a"}}',
+        '{"type":"x","uuid":"u4","sessionId":"s","message":"a secret string"}',
+    ]) + "\n")
+    ingest_paths(warehouse, [f], host="h", include_defaults=False)
+    raw = {r["line_uuid"]: r["raw"] for r in warehouse.query("SELECT line_uuid, raw FROM landing_transcript_line")}
+    assert raw["u1"] == '{"type":"user","uuid":"u1","sessionId":"s","message":{"role":"user"}}'
+    assert raw["u2"] == '{"type":"z","uuid":"u2","sessionId":"s","keep":{"a":1}}'  # no message/attachment added
+    assert raw["u3"] == '{"type":"attachment","uuid":"u3","sessionId":"s","attachment":{"type":"file","path":"/a"}}'
+    assert "secret" not in raw["u4"]

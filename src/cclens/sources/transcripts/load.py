@@ -43,9 +43,25 @@ ENVELOPE = """{
 
 # Content fields removed from landing unless content capture is on (prompts, responses, tool
 # inputs and outputs, file contents in attachments). RFC 7386 merge patch: null deletes the key.
-CONTENT_PATCH = ('{"message":{"content":null},"toolUseResult":null,"content":null,"lastPrompt":null,'
-                 '"summary":null,"attachment":{"content":null,"stdout":null,"stderr":null,"addedLines":null,'
-                 '"prompt":null,"file":null,"snippet":null},"snapshot":null}')
+# ``message`` and ``attachment`` are patched inside when they are objects and removed when they are
+# anything else (an unknown shape may be content); a patch never adds a key the line did not have.
+_TOP_PATCH = '"toolUseResult":null,"content":null,"lastPrompt":null,"summary":null,"snapshot":null'
+_MESSAGE_PATCH = '"message":{"content":null}'
+_ATTACHMENT_PATCH = ('"attachment":{"content":null,"stdout":null,"stderr":null,"addedLines":null,'
+                     '"prompt":null,"file":null,"snippet":null}')
+CONTENT_PATCH = "{" + ",".join([_MESSAGE_PATCH, _TOP_PATCH, _ATTACHMENT_PATCH]) + "}"
+
+
+def _content_patch_sql() -> str:
+    """The merge patch for a parsed line ``j``, as a SQL expression choosing one of four constants."""
+    def patch(message: bool, attachment: bool) -> str:
+        parts = [_MESSAGE_PATCH if message else '"message":null', _TOP_PATCH,
+                 _ATTACHMENT_PATCH if attachment else '"attachment":null']
+        return "'{" + ",".join(parts) + "}'"
+    return (f"CASE WHEN j.message IS NOT NULL THEN (CASE WHEN j.attachment IS NOT NULL THEN {patch(True, True)}"
+            f" ELSE {patch(True, False)} END) ELSE (CASE WHEN j.attachment IS NOT NULL THEN {patch(False, True)}"
+            f" ELSE {patch(False, False)} END) END")
+
 
 QUARANTINE_RAW_LIMIT = 4096
 
@@ -290,7 +306,7 @@ def _parse(wh, capture_content: bool) -> None:
     # Without content capture, content fields are removed; the commit a Bash call made
     # (toolUseResult.gitOperation, e.g. {"commit": {"sha": "3c76dfa"}}) is an id, not content, and is
     # put back so that lineage can link sessions to commits exactly (docs/lineage.md).
-    stripped = f"json_merge_patch(txt, '{CONTENT_PATCH}')"
+    stripped = f"json_merge_patch(txt, {_content_patch_sql()})"
     raw = "txt" if capture_content else f"""CASE WHEN contains(txt, '"gitOperation"')
         THEN json_merge_patch({stripped}, json_object('toolUseResult',
              json_object('gitOperation', json_extract(txt, '$.toolUseResult.gitOperation'))))
