@@ -319,7 +319,7 @@ def _parse(wh, capture_content: bool) -> None:
            j,
            CASE WHEN bad IS NULL THEN coalesce(j.sessionId, j.session_id, '') || ':' ||
                 CASE WHEN j.uuid IS NULL THEN 'h:' || md5(txt) ELSE j.uuid END END AS line_key,
-           false AS is_new,
+           bad IS NULL AS is_new,
            CASE WHEN bad IS NULL THEN {raw} END AS raw,
            CASE WHEN j.type = 'user' AND j.message.content IS NULL THEN {text} END AS prompt_text
     FROM (
@@ -334,14 +334,18 @@ def _parse(wh, capture_content: bool) -> None:
     )
     WHERE bad IS DISTINCT FROM 'blank'
     """)
-    # New: the first line of its key in the batch, and not landed before (narrow columns only).
+    # New: the first line of its key in the batch, and not landed before. Every valid line starts as
+    # new; only the (rare) repeats are updated, on narrow columns.
     wh.execute("""
-    UPDATE _tl_parsed p SET is_new = true FROM (
-        SELECT path, generation, byte_offset FROM _tl_parsed k
-        WHERE bad IS NULL AND NOT EXISTS (SELECT 1 FROM landing_transcript_line l WHERE l.line_key = k.line_key)
-        QUALIFY row_number() OVER (PARTITION BY line_key ORDER BY path, generation, byte_offset) = 1
-    ) f
-    WHERE p.path = f.path AND p.generation = f.generation AND p.byte_offset = f.byte_offset
+    UPDATE _tl_parsed p SET is_new = false FROM (
+        SELECT path, generation, byte_offset FROM (
+            SELECT path, generation, byte_offset, line_key,
+                   row_number() OVER (PARTITION BY line_key ORDER BY path, generation, byte_offset) AS rn
+            FROM _tl_parsed WHERE bad IS NULL
+        ) k
+        WHERE rn > 1 OR EXISTS (SELECT 1 FROM landing_transcript_line l WHERE l.line_key = k.line_key)
+    ) d
+    WHERE p.path = d.path AND p.generation = d.generation AND p.byte_offset = d.byte_offset
     """)
     wh.execute("CREATE OR REPLACE TEMP VIEW _tl_new AS SELECT * FROM _tl_parsed WHERE is_new")
 
@@ -380,14 +384,14 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_req AS
     SELECT * EXCLUDE (ts, path, byte_offset, rn, first_ts, first_origin),
-           first_ts AS ts, first_origin[1] AS path, first_origin[2]::BIGINT AS byte_offset
+           first_ts AS ts, first_origin.p AS path, first_origin.o AS byte_offset
     FROM (
         SELECT *, row_number() OVER (PARTITION BY request_key
                    ORDER BY total DESC, coalesce(is_sidechain, false), ts, path, byte_offset) AS rn,
                -- Whatever the batching, the request's earliest line gives its ts and its origin, so
                -- any split of the same lines (local ingest, shipping) ends with the same row.
                min(ts) OVER (PARTITION BY request_key) AS first_ts,
-               min([path, lpad(byte_offset::VARCHAR, 20, '0')]) OVER (PARTITION BY request_key) AS first_origin
+               min({'p': path, 'o': byte_offset}) OVER (PARTITION BY request_key) AS first_origin
         FROM (
             SELECT coalesce(j.requestId, 'msg:' || j.message.id, 'line:' || line_key) AS request_key,
                    j.requestId AS request_id, j.message.id AS message_id,
