@@ -34,8 +34,10 @@ SOURCE_LABELS = {
 class PageReader:
     """The read cursor of one page build: a query asked twice with the same parameters (the catalog's
     rollup/layer state check before every metric, the model list before every cost metric) runs once.
-    With ``snapshot`` the page reads in one transaction, so every figure is of the same data version and
-    the repeated answers are exactly what a second run would give. Everything else is the cursor's."""
+    With ``snapshot`` the page reads in one transaction, so its figures are of one data version and a
+    repeated answer is exactly what a second run would give (parallel prefetch cursors open their own
+    transaction when the prefetch starts: a commit landing in that instant can make them a version newer).
+    Everything else is the cursor's."""
 
     def __init__(self, cur: Any, snapshot: bool = False, memo: dict | None = None, owns: bool = False):
         self._cur = cur
@@ -88,8 +90,9 @@ class PageReader:
         return self._memo[key]
 
     def cursor(self) -> "PageReader":
-        """Another cursor (for a parallel prefetch) sharing the answers already known."""
-        return PageReader(self._cur.cursor(), memo=self._memo, owns=True)
+        """Another cursor (for a parallel prefetch) sharing the answers already known, in its own read
+        transaction when this one reads a snapshot (opened the moment the prefetch starts)."""
+        return PageReader(self._cur.cursor(), snapshot=self.snapshot, memo=self._memo, owns=True)
 
     def close(self) -> None:
         """End the snapshot (nothing was written); close the cursor if this reader opened it."""
