@@ -93,6 +93,7 @@ def main() -> int:
     sid = wh.scalar("SELECT session_id FROM api_request WHERE from_transcripts AND from_otel "
                     "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
     person = wh.scalar("SELECT person_id FROM person ORDER BY person_id LIMIT 1")
+    people_in_db = wh.scalar("SELECT count(*) FROM person")
     paths = ["/", "/adoption", "/cost", "/output", "/people", f"/people/{person}", "/teams", "/teams/platform",
              "/sessions", f"/sessions/{sid}", "/sources", "/reconciliation"]
     rows = []
@@ -141,7 +142,7 @@ def main() -> int:
             after.append((time.perf_counter() - t) * 1000)
         print(f"first load of / after new data, pre-rendered: {statistics.median(after):.1f} ms", flush=True)
     wh.close()
-    n_people = args.people if args.db is None else "?"
+    n_people = args.people if args.db is None else people_in_db
     table = [f"Machine: {machine()}. Demo organisation: {n_people} people, {args.days} days; last 30 days shown; "
              f"{args.runs} loads per page over HTTP on loopback, time zone {args.tz or 'UTC'}. Metrics from {'raw tables' if args.raw else 'rollups'}, "
              f"catalog calls {'sequential' if args.no_prefetch else 'prefetched in parallel'}, "
@@ -163,7 +164,10 @@ def main() -> int:
 
 INTRO = ("`bench/dashboard.py`. *Cold*: the page cache emptied before each load, so every figure is computed "
          "by the metrics catalog; *warm*: the same URL again with unchanged data (the cache is keyed by the "
-         "writer's commit count, so any new data makes the next load cold). Target: every page p95 < 500 ms.")
+         "writer's commit count, so any new data makes the next load cold). *Catalog queries*: the most "
+         "`compute()` calls one cold load made. Flags: `--no-derive` (one query per figure), `--no-reader-memo` "
+         "(the catalog's state check on every call), `--no-prefetch`, `--raw`, `--tz ZONE`. "
+         "Target: every page p95 < 500 ms cold.")
 
 
 def write_section(path: Path, text: str) -> None:
