@@ -312,7 +312,7 @@ class _Compiler:
             bits = ", ".join(f"({b}, '{n}')" for n, b in SOURCE_BITS.items())
             base = (f"SELECT b.* REPLACE (s.bit AS srcs), s.source FROM {base} b "
                     f"JOIN (VALUES {bits}) s(bit, source) ON (b.srcs & s.bit) <> 0")
-        elif metric.precedence and not self.layer:
+        elif metric.precedence and not (self.layer and family in person_day.LAYER_FAMILIES):
             # per person and day keep the rows of the most complete source (lowest tier) that reported
             base = (f"SELECT b.* FROM {base} b JOIN (SELECT person, day, min(tier) AS tier FROM {base} "
                     f"GROUP BY person, day) w ON w.person = b.person AND w.day = b.day AND w.tier = b.tier")

@@ -49,6 +49,10 @@ LAYER_TZ = "UTC"
 TABLES = ("pd_activity", "pd_sessions", "pd_session_day", "pd_tokens", "pd_output", "pd_tools", "pd_active_time",
           "pd_engagement")
 _EPOCH = date(1970, 1, 1)
+# the families the layer holds (their rows already won their person-day); others (a module's own
+# families, roster, billed) are computed as before
+LAYER_FAMILIES = frozenset({"activity", "sessions", "tokens", "tokens_by_type", "cost", "output", "tools",
+                            "active_time", "engagement"})
 
 # fingerprints: any alias change rebuilds; the API tables per day (rows, newest fetch)
 ALIAS_FP = "(SELECT count(*) || ':' || coalesce(bit_xor(hash(kind, value, person_id)), 0) FROM alias)"
