@@ -159,7 +159,8 @@ def test_light_path_calls_the_report_exactly_as_typer_does(args, monkeypatch):
     from cclens.cli import fast, main, usage_report
 
     calls = []
-    monkeypatch.setattr(usage_report, "period", lambda st, *rest: calls.append((st.db, st.server, *rest)))
+    # the light path also hands over the walk it started early: compare everything else
+    monkeypatch.setattr(usage_report, "period", lambda st, *rest: calls.append((st.db, st.server, *rest[:9])))
     assert fast.parse(args) is not None
     assert main(args) == 0
     monkeypatch.setattr(fast, "run", lambda _args: False)  # the same line through Typer

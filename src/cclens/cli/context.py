@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from ..config import Settings, load_settings
-from ..warehouse import DuckDBWarehouse, open_warehouse
 
 if TYPE_CHECKING:  # Typer is not imported by the light report path (cclens.cli.fast)
     import typer
+
+    from ..warehouse import DuckDBWarehouse
 
 
 @dataclass
@@ -30,6 +31,8 @@ class AppState:
 
     def open_warehouse(self) -> DuckDBWarehouse:
         """Open the configured warehouse file for direct use (raises WarehouseLockedError if held)."""
+        from ..warehouse import open_warehouse  # imported here: the light report path starts its walk first
+
         return open_warehouse(self.settings.db)
 
     def server_maybe_running(self) -> bool:

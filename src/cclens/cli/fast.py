@@ -81,8 +81,10 @@ def run(args: list[str]) -> bool:
         return False
     from .context import AppState
     from .render import OutputFormat
-    from .usage_report import period
+    from .usage_report import period, start_walk
 
-    period(AppState(db=opts["db"], server=opts["server"]), opts["kind"], opts["since"], opts["until"], opts["tz"],
-           OutputFormat(opts["fmt"]), opts["breakdown"], opts["source"], opts["project"], opts["refresh"])
+    st = AppState(db=opts["db"], server=opts["server"])
+    walk = start_walk(st, opts["refresh"])  # before DuckDB is even imported: it overlaps the rest
+    period(st, opts["kind"], opts["since"], opts["until"], opts["tz"], OutputFormat(opts["fmt"]), opts["breakdown"],
+           opts["source"], opts["project"], opts["refresh"], walk)
     return True

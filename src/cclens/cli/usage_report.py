@@ -7,28 +7,39 @@ them too, so a warm report starts without importing Typer.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .context import AppState
 from .render import OutputFormat, render
+
+if TYPE_CHECKING:
+    from .context import AppState
 
 PERIOD_KEYS = {"daily": "date", "weekly": "week", "monthly": "month"}
 TOTAL_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens",
                  "cost_usd")
 
 
+Walk = Callable[[], dict]
+
+
+def start_walk(st: AppState, refresh: bool) -> Walk | None:
+    """Start walking this machine's transcript folders (the places the refresh looks at) on a thread,
+    when the report will refresh from the file; the result is handed to :func:`run`. Called as early as
+    possible: the walk is system calls, so it overlaps the imports and the opening of the warehouse."""
+    if not refresh or st.server_maybe_running():
+        return None
+    from ..sources.transcripts.files import scan_in_background
+
+    return scan_in_background(list(st.settings.transcript_paths))
+
+
 def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str], source: str,
-        project: Optional[str], refresh: bool = True) -> tuple[list[dict[str, Any]], str]:
+        project: Optional[str], refresh: bool = True, walk: Walk | None = None) -> tuple[list[dict[str, Any]], str]:
     """The rows of report ``kind`` and the time zone they are in. On the warehouse file, first ingests
     what is new in this machine's transcripts (unless ``refresh`` is False); through a running
-    ``cclens serve``, its own watcher does that."""
+    ``cclens serve``, its own watcher does that. ``walk``: from :func:`start_walk`, if already started."""
     settings = st.settings
-    scanned = None
-    if refresh and not st.server_maybe_running():
-        from ..sources.transcripts.files import scan_in_background
-
-        # walk the transcript folders while the warehouse opens (the same places refresh() looks at)
-        scanned = scan_in_background(list(settings.transcript_paths))
+    scanned = walk if walk is not None else start_walk(st, refresh)
     from ..metrics import usage
     from ..model.pricing import effective_table
     from ..timeutil import check_tz, parse_day
@@ -54,10 +65,11 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
 
 
 def period(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str],
-           fmt: OutputFormat, breakdown: bool, source: str, project: Optional[str], refresh: bool) -> None:
+           fmt: OutputFormat, breakdown: bool, source: str, project: Optional[str], refresh: bool,
+           walk: Walk | None = None) -> None:
     """``cclens report daily|weekly|monthly``: compute and print."""
     key = PERIOD_KEYS[kind]
-    rows, zone = run(st, kind, since, until, tz, source, project, refresh)
+    rows, zone = run(st, kind, since, until, tz, source, project, refresh, walk)
     if fmt is OutputFormat.json:
         render(rows, fmt)
     elif fmt is OutputFormat.csv and not breakdown:
