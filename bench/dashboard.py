@@ -170,14 +170,21 @@ INTRO = ("`bench/dashboard.py`. *Cold*: the page cache emptied before each load,
          "Target: every page p95 < 500 ms cold.")
 
 
+NOTES = "<!-- dashboard:notes (kept by --write) -->"
+
+
 def write_section(path: Path, text: str) -> None:
+    """Replace the "## Dashboard" section's table, keeping anything after :data:`NOTES` in it."""
     doc = path.read_text() if path.exists() else "# Benchmarks\n"
     start = doc.find("## Dashboard")
-    section = f"## Dashboard\n\n{INTRO}\n\n{text}\n"
+    section = f"## Dashboard\n\n{INTRO}\n\n{text}\n\n"
     if start == -1:
         doc = doc.rstrip() + "\n\n" + section
     else:
         end = doc.find("\n## ", start + 3)
+        old = doc[start:end + 1] if end != -1 else doc[start:]
+        if NOTES in old:
+            section += old[old.index(NOTES):].rstrip() + "\n\n"
         doc = doc[:start] + section + (doc[end + 1:] if end != -1 else "")
     path.write_text(doc)
 
