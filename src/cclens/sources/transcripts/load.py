@@ -1,7 +1,8 @@
 """Loading transcript lines into landing and the model, in one transaction per batch.
 
-Python only splits bytes into lines and records offsets; DuckDB's JSON reader (yyjson, vectorised,
-multi-threaded) parses every line once into the typed envelope below. Per batch:
+Python only splits bytes into lines and records offsets (on a reader thread, one batch ahead);
+DuckDB's JSON functions (yyjson, vectorised) parse every line once into the typed envelope below and
+once more to remove content for the landing copy. Per batch:
 
 1. lines that are not UTF-8, not JSON, or not a JSON object go to ``quarantine`` with file and offset;
 2. every other line lands in ``landing_transcript_line`` once per line key (``sessionId:uuid``, or a
@@ -97,9 +98,10 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
 
 def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
              ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, "Batch"]]:
-    """``batches`` with each batch's input (:func:`batch_input`), produced one batch ahead on a background thread, so
-    reading files and finding lines (which release the GIL) overlap with loading the previous batch in
-    DuckDB. At most two batches are in memory. An error while reading is raised here, in order."""
+    """``batches`` with each batch's input (:func:`batch_input`), produced ahead on a background thread,
+    so reading files and finding lines (which release the GIL) overlap with loading the previous batch
+    in DuckDB. At most three batches are in memory (loading, queued, being read). An error while
+    reading is raised here, in order; when the consumer stops, the reader stops too."""
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     end = object()
@@ -260,8 +262,8 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
 
     Idempotent: the same lines ingested again (from the same or another file, by a local ingest or a
     shipper) change nothing. ``cursors``, when given, are stored in ``transcript_file`` in the same
-    transaction; otherwise a cursor is derived from each chunk's end. ``batch`` is the chunks' Arrow
-    table when the caller already built it (:func:`prepared`).
+    transaction; otherwise a cursor is derived from each chunk's end. ``batch`` is the chunks' input
+    (:func:`batch_input`) when the caller already built it (:func:`prepared`).
     """
     stats = IngestStats(files=len({c.path for c in chunks}), bytes=sum(len(c.data) for c in chunks))
     run_id = run_id or uuid.uuid4().hex
