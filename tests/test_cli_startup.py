@@ -19,11 +19,12 @@ from conftest import copy_fixture
 HEAVY = ("typer", "pydantic", "rich", "pyarrow", "numpy", "cclens.metrics.catalog", "cclens.metrics.rollup", "fastapi")
 
 
-def _run_in_child(args: list[str], tmp_path: Path) -> tuple[int, dict, str]:
-    """Run ``cclens.cli.main(args)`` in a fresh interpreter; return (exit code, modules seen, stdout)."""
+def _run_in_child(args: list[str], tmp_path: Path, modules: tuple[str, ...] = HEAVY) -> tuple[int, dict, str]:
+    """Run ``cclens.cli.main(args)`` in a fresh interpreter; return (exit code, which of ``modules`` it
+    imported, stdout)."""
     code = ("import sys, json\nfrom cclens.cli import main\nrc = main(%r)\n"
             "sys.stdout.flush()\nsys.stderr.write('\\nMODULES ' + json.dumps({m: m in sys.modules for m in %r}))\n"
-            "sys.exit(rc)\n" % (args, HEAVY))
+            "sys.exit(rc)\n" % (args, modules))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
                           cwd=tmp_path, timeout=120)
     modules = json.loads(proc.stderr.rsplit("MODULES ", 1)[1])
@@ -209,3 +210,28 @@ def test_background_scan_hands_back_errors(monkeypatch):
     result = files.scan_in_background([])
     with pytest.raises(PermissionError):
         result()
+
+
+def test_reports_through_a_server_equal_the_file_and_skip_arrow(tmp_path, isolated_env):
+    """Through `cclens serve` the usage reports read its JSON answers (no pyarrow, no HTTP client to
+    import) and print exactly what the file gives."""
+    from serve_support import ServeProcess
+
+    projects = isolated_env / ".claude" / "projects"
+    copy_fixture("transcript_main_session.jsonl", projects / "p" / "s.jsonl")
+    db = tmp_path / "wh.duckdb"
+    lines = [["report", "daily", "--tz", "UTC", "-f", "json"], ["report", "weekly", "--since", "2026-11-01", "-f", "json"],
+             ["report", "sessions", "-f", "json"], ["report", "projects", "-f", "json"],
+             ["report", "models", "-f", "json"], ["report", "daily", "-b", "-f", "csv"]]
+    direct = []
+    for args in lines:
+        rc, _, out = _run_in_child(["--db", str(db), *args], tmp_path)
+        assert rc == 0
+        direct.append(out)
+    with ServeProcess(db, env={"CCLENS_SERVER_WATCH_TRANSCRIPTS": "false"}, grpc=False):
+        for args, expected in zip(lines, direct):
+            rc, modules, out = _run_in_child(["--db", str(db), *args], tmp_path,
+                                             ("cclens.client", "pyarrow", "httpx2"))
+            assert rc == 0
+            assert out == expected, args
+            assert modules == {"cclens.client": True, "pyarrow": False, "httpx2": False}, args

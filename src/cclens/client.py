@@ -27,14 +27,14 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
-
-import httpx2 as httpx
-import pyarrow as pa
-import pyarrow.ipc
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .config import Settings
 from .errors import QueryError, ServerError, WarehouseLockedError
+
+if TYPE_CHECKING:  # imported where used: a CLI report through the server needs neither (start-up time)
+    import httpx2 as httpx
+    import pyarrow as pa
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -108,10 +108,23 @@ class RemoteWarehouse:
     def __init__(self, info: ServerInfo, *, timeout: float = 300.0):
         self.info = info
         self.path = info.url
-        headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
-        self._http = httpx.Client(base_url=info.url, headers=headers, timeout=timeout)
+        self._headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
+        self._timeout = timeout
+        self._client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import httpx2 as httpx
+
+            self._client = httpx.Client(base_url=self.info.url, headers=self._headers, timeout=self._timeout)
+        return self._client
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        import httpx2 as httpx
+        import pyarrow as pa
+        import pyarrow.ipc
+
         try:
             r = self._http.post("/api/v1/query", json={"sql": sql, "params": list(params or [])},
                                 headers={"Accept": ARROW_STREAM})
@@ -129,6 +142,43 @@ class RemoteWarehouse:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         return self.query_arrow(sql, params).to_pylist()
 
+    def query_json(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """:meth:`query` over the server's JSON answer, with the standard library only (no HTTP client
+        or pyarrow to import: a CLI report through the server starts faster). Values are as JSON has
+        them: numbers, strings, lists; decimals (e.g. sums of integers), dates and timestamps arrive as
+        strings, so callers convert what they use."""
+        import http.client
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(self.info.url)
+        body = json.dumps({"sql": sql, "params": list(params or [])}, default=str).encode()
+        headers = {**self._headers, "Content-Type": "application/json", "Accept": "application/json"}
+        conn_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        try:
+            conn = conn_class(url.hostname or "127.0.0.1", url.port, timeout=self._timeout)
+            try:
+                conn.request("POST", (url.path.rstrip("/") or "") + "/api/v1/query", body=body, headers=headers)
+                resp = conn.getresponse()
+                status, data = resp.status, resp.read()
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ServerError(f"cannot reach cclens serve at {self.info.url}: {exc}; is it running?") from None
+        if status != 200:
+            try:
+                detail = str(json.loads(data).get("detail"))
+            except (ValueError, AttributeError):
+                detail = data[:300].decode(errors="replace")
+            if status == 400:
+                raise QueryError(detail)
+            if status in (401, 403):
+                raise ServerError(f"cclens serve at {self.info.url} refused the query ({detail}); "
+                                  "set server_token (CCLENS_SERVER_TOKEN) to an admin token")
+            raise ServerError(f"cclens serve at {self.info.url} answered {status}: {detail}")
+        doc = json.loads(data)
+        cols = doc["columns"]
+        return [dict(zip(cols, row)) for row in doc["rows"]]
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         t = self.query_arrow(sql, params)
         return t.column(0)[0].as_py() if t.num_rows and t.num_columns else None
@@ -138,7 +188,8 @@ class RemoteWarehouse:
                          "stop the server or use a command that sends data to it")
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> "RemoteWarehouse":
         return self
@@ -188,6 +239,8 @@ def create_token(settings: Settings, role: str, name: str | None = None,
             return _create(wh, role, name, teams)
         finally:
             wh.close()
+    import httpx2 as httpx
+
     headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
     try:
         body = {"role": role, "name": name, **({"teams": list(teams)} if teams else {})}

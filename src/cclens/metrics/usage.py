@@ -53,10 +53,17 @@ class ReportFilter:
         return " AND ".join(clauses), params
 
 
+def _query(wh, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """``wh.query``; through a running server its plain-JSON form when it has one (no Arrow to import in
+    the CLI). JSON gives sums of integers as strings: the functions below convert every number they use."""
+    query = getattr(wh, "query_json", None) or wh.query
+    return query(sql, params)
+
+
 def _totals(row: dict[str, Any]) -> dict[str, Any]:
     out = {c: int(row[c] or 0) for c in TOKEN_COLS}
     out["total_tokens"] = sum(out.values())
-    out["cost_usd"] = row["cost_usd"]
+    out["cost_usd"] = None if row["cost_usd"] is None else float(row["cost_usd"])
     return out
 
 
@@ -89,7 +96,7 @@ def _priced(wh, flt: ReportFilter) -> tuple[str, list[Any]]:
     """The ``WITH … api_request_cost AS (…)`` prefix pricing the models present with ``flt.prices``."""
     if flt.prices is None:
         raise QueryError("a report needs a price table (ReportFilter.prices)")
-    models = [r["model"] for r in wh.query("SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
+    models = [r["model"] for r in _query(wh, "SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
     return priced_requests_cte(flt.prices, models)
 
 
@@ -99,7 +106,7 @@ def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
         raise QueryError(f"unknown period {period!r}; use daily, weekly or monthly")
     where, params = flt.where()
     cte, cte_params = _priced(wh, flt)
-    rows = wh.query(cte + f"""
+    rows = _query(wh, cte + f"""
         SELECT {PERIODS[period]} AS k, coalesce(model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
@@ -115,7 +122,7 @@ def model_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
     """One row per model over the whole range."""
     where, params = flt.where()
     cte, cte_params = _priced(wh, flt)
-    rows = wh.query(cte + f"""
+    rows = _query(wh, cte + f"""
         SELECT coalesce(model, 'unknown') AS model, any_value(price_key) AS price_key,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
@@ -133,7 +140,7 @@ def session_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
     """One row per session: project, host, first/last activity, tokens, cost, models."""
     where, params = flt.where()
     cte, cte_params = _priced(wh, flt)
-    rows = wh.query(cte + f""", r AS (SELECT * FROM api_request_cost WHERE {where})
+    rows = _query(wh, cte + f""", r AS (SELECT * FROM api_request_cost WHERE {where})
         SELECT r.session_id AS k, coalesce(r.model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
@@ -142,10 +149,10 @@ def session_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
         FROM r GROUP BY 1, 2 ORDER BY 1, 2
     """, [*cte_params, *params])
     grouped = _group(rows, "k", "session_id")
-    meta = {m["session_id"]: m for m in wh.query("""
+    meta = {m["session_id"]: m for m in _query(wh, """
         SELECT s.session_id, s.project, s.host, s.first_ts, s.last_ts, s.git_branch, s.version,
                s.subagent_count, s.prompt_count FROM session s""")}
-    fallback = {m["session_id"]: m for m in wh.query(f"""
+    fallback = {m["session_id"]: m for m in _query(wh, f"""
         SELECT session_id, any_value(project) AS project, any_value(host) AS host, min(ts) AS first_ts,
                max(ts) AS last_ts FROM api_request WHERE {where} GROUP BY 1""", params)}
     out = []
@@ -163,7 +170,7 @@ def project_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
     """One row per project (working directory): sessions, tokens, cost, last activity."""
     where, params = flt.where()
     cte, cte_params = _priced(wh, flt)
-    rows = wh.query(cte + f"""
+    rows = _query(wh, cte + f"""
         SELECT coalesce(project, 'unknown') AS k, coalesce(model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
@@ -171,7 +178,7 @@ def project_report(wh, flt: ReportFilter) -> list[dict[str, Any]]:
                count(*) AS requests
         FROM api_request_cost WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2
     """, [*cte_params, *params])
-    extra = {r["k"]: r for r in wh.query(f"""
+    extra = {r["k"]: r for r in _query(wh, f"""
         SELECT coalesce(project, 'unknown') AS k, count(DISTINCT session_id) AS sessions, max(ts) AS last_ts
         FROM api_request WHERE {where} GROUP BY 1""", params)}
     out = []
