@@ -237,3 +237,16 @@ def test_the_server_refresher_builds_the_layer(warehouse, tmp_path):
         reader.close()
     finally:
         writer.stop()
+
+
+def test_a_price_table_with_another_long_context_threshold_is_not_priced_from_the_layer(org, monkeypatch):
+    from cclens.model.pricing import load_table
+
+    table = load_table(None, {"claude-sonnet-4-5": {"input": 3, "output": 15, "long_context": {
+        "threshold": 100_000, "input": 6, "output": 22.5, "cache_write_5m": 7.5, "cache_write_1h": 12,
+        "cache_read": 0.6}}})
+    monkeypatch.setattr(facts, "USE_ROLLUPS", True)
+    monkeypatch.setattr(facts, "USE_LAYER", True)
+    assert "pd_tokens" in compile_metric(org, "estimated_cost", prices=PRICES, **MARCH)[0]
+    assert "pd_tokens" not in compile_metric(org, "estimated_cost", prices=table, **MARCH)[0]
+    assert "pd_tokens" in compile_metric(org, "tokens", prices=table, **MARCH)[0]  # no price involved

@@ -421,8 +421,9 @@ def _compile(wh: Any, name: str, *, since: date | None, until: date | None, tz: 
     use_rollups, dirty, pd_built, pd_fresh = (rollup.layer_state(wh) if facts_mod.USE_ROLLUPS
                                               else (False, {}, False, False))
     ctx = Ctx(tz=tz, since=since, until=until, prices=prices, models=models, rollups=use_rollups, dirty=dirty)
+    prices_ok = "cost" not in _families(metric) or Facts(ctx).rollup_prices_ok()
     layer = (use_rollups and facts_mod.USE_LAYER
-             and person_day.usable(ctx, group_by, filters, pd_built, pd_fresh, dirty, Facts(ctx).rollup_prices_ok()))
+             and person_day.usable(ctx, group_by, filters, pd_built, pd_fresh, dirty, prices_ok))
     comp = _Compiler(ctx, group_by, filters, layer=layer)
     comp.facts.want_cost = "cost" in _families(metric)  # one api_request scan for cost and the rest
     body = comp.select(metric)
