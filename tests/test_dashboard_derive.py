@@ -228,9 +228,10 @@ def test_viewed_pages_are_rendered_again_once_new_data_settles(tmp_path):
     warmer, writer, cache = app.state.dashboard_warmer, app.state.writer, app.state.dashboard_cache
     warmer.quiet, warmer.min_interval, warmer.poll = 0.3, 0.0, 0.05
 
-    def settled(deadline: float = 60) -> None:
+    def settled(quiet: float = 2.5, deadline: float = 60) -> None:
+        # quiet for longer than the rollup refresher's interval (2 s): it commits once after other commits
         end, last, since = time.monotonic() + deadline, writer.commits, time.monotonic()
-        while time.monotonic() - since < 1.0:
+        while time.monotonic() - since < quiet:
             assert time.monotonic() < end, "the writer never went quiet"
             time.sleep(0.05)
             if writer.commits != last:
@@ -247,6 +248,7 @@ def test_viewed_pages_are_rendered_again_once_new_data_settles(tmp_path):
         assert httpx.get(f"{server.url}/?{f.query()}", timeout=60).text == first.text and cache.hits == hits + 1
         rounds = warmer.rounds
         writer.submit(lambda _wh: None).result(30)        # a new data version: every page is cold again
+        settled()
         end = time.monotonic() + 60
         while not (warmer.rounds > rounds and cache_key("/", f, {}, writer.commits) in cache._items):
             assert time.monotonic() < end, (warmer.rounds, warmer.last_error)
