@@ -73,3 +73,24 @@ def test_plan_lists_only_changed_files_and_reports_unreadable_ones(warehouse, tm
     (root / "proj" / "new.jsonl").write_bytes(LINE % 7)  # a new file has no cursor yet
     todo, _, _ = plan(warehouse, [root], host="h", include_defaults=False)
     assert (Path(str((root / "proj" / "new.jsonl").resolve())), None) in todo
+
+
+def test_a_place_that_cannot_be_looked_into_is_an_error_not_a_crash(warehouse, tmp_path, monkeypatch):
+    """A named folder we may not read is reported (one line in the summary); a default root is skipped."""
+    import pathlib
+
+    forbidden = tmp_path / "forbidden"
+    forbidden.mkdir()
+    real_is_file = pathlib.Path.is_file
+
+    def is_file(self):
+        if self == forbidden or self.name == "projects":
+            raise PermissionError(13, "Permission denied")
+        return real_is_file(self)
+
+    monkeypatch.setattr(pathlib.Path, "is_file", is_file)
+    found = scan([forbidden])  # the default roots are all called "projects": skipped silently
+    assert list(found) == [str(forbidden)] and isinstance(found[str(forbidden)], PermissionError)
+    assert discover_paths([forbidden]) == []
+    stats = ingest_paths(warehouse, [forbidden], host="h", include_defaults=False)
+    assert stats.errors == [f"{forbidden}: Permission denied"]

@@ -73,8 +73,10 @@ def discover(extra_paths: list[Path] | None = None, *, include_defaults: bool = 
 
 
 def discover_paths(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> list[str]:
-    """:func:`discover` as plain path strings (cheaper: reports run this on every call)."""
-    return sorted(scan(extra_paths, include_defaults=include_defaults))
+    """:func:`discover` as plain path strings."""
+    found = scan(extra_paths, include_defaults=include_defaults)
+    unreadable_roots = {str(Path(p).expanduser()) for p in extra_paths or []}
+    return sorted(p for p, size in found.items() if not (p in unreadable_roots and isinstance(size, OSError)))
 
 
 def scan(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> dict[str, int | OSError]:
@@ -82,15 +84,19 @@ def scan(extra_paths: list[Path] | None = None, *, include_defaults: bool = True
     OSError that stat-ing it raised. One ``scandir`` per folder and one ``stat`` per file: this is what
     a report pays on every run to notice new lines, so it builds no Path objects."""
     found: dict[str, int | OSError] = {}
-    candidates = (default_roots() if include_defaults else []) + [Path(p).expanduser() for p in extra_paths or []]
-    for root in candidates:
-        if root.is_file():
-            path = str(root.resolve())
-            found[path] = _size(path)
-        elif root.is_dir():
-            # Resolve the root once (symlinks such as ~/.claude -> elsewhere); walking below it yields
-            # real paths already, and resolving thousands of files one by one costs more than the walk.
-            _walk(str(root.resolve()), found)
+    explicit = [Path(p).expanduser() for p in extra_paths or []]
+    for root in (default_roots() if include_defaults else []) + explicit:
+        try:
+            if root.is_file():
+                path = str(root.resolve())
+                found[path] = _size(path)
+            elif root.is_dir():
+                # Resolve the root once (symlinks such as ~/.claude -> elsewhere); walking below it yields
+                # real paths already, and resolving thousands of files one by one costs more than the walk.
+                _walk(str(root.resolve()), found)
+        except OSError as exc:  # a place we may not look into (permissions)
+            if root in explicit:  # asked for by name: say so (plan() reports it); a default root: as if absent
+                found[str(root)] = exc
     return found
 
 
