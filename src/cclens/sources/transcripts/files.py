@@ -75,8 +75,8 @@ def discover(extra_paths: list[Path] | None = None, *, include_defaults: bool = 
 def discover_paths(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> list[str]:
     """:func:`discover` as plain path strings."""
     found = scan(extra_paths, include_defaults=include_defaults)
-    unreadable_roots = {str(Path(p).expanduser()) for p in extra_paths or []}
-    return sorted(p for p, size in found.items() if not (p in unreadable_roots and isinstance(size, OSError)))
+    named = {str(Path(p).expanduser()) for p in extra_paths or []}  # an error under one of these: not a file
+    return sorted(p for p, size in found.items() if not (p in named and isinstance(size, OSError)))
 
 
 def scan(extra_paths: list[Path] | None = None, *, include_defaults: bool = True) -> dict[str, int | OSError]:
