@@ -245,6 +245,7 @@ def main() -> int:
     one = rollup.refresh(wh)
     day_s = time.perf_counter() - t0
     day_layer_days = one.get("layer", {}).get("days")
+    day_layer_s = one.get("layer", {}).get("seconds", 0.0)
     # a re-synced day of the Claude Code Analytics API (rows rewritten, newer fetched_at)
     wh.execute("UPDATE cc_actor_day SET fetched_at = fetched_at + INTERVAL 1 HOUR WHERE day = DATE '2026-05-14'")
     t0 = time.perf_counter()
@@ -253,8 +254,8 @@ def main() -> int:
     rcounts = {t: wh.scalar(f"SELECT count(*) FROM {t}") for t in
                ("rollup_request", "rollup_point", "pd_activity", "pd_sessions", "pd_tokens", "pd_output", "pd_tools")}
     refresh_line = (f"full build {build_s:.1f} s (of which the person-day layer {layer_s:.1f} s; an alias change "
-                    f"rebuilds the layer), one dirty event day {day_s * 1000:.0f} ms (layer days recomputed: "
-                    f"{day_layer_days}), one re-synced API day {api_s * 1000:.0f} ms "
+                    f"rebuilds the layer), one dirty event day {day_s * 1000:.0f} ms (of which the layer "
+                    f"{day_layer_s * 1000:.0f} ms, days recomputed: {day_layer_days}), one re-synced API day {api_s * 1000:.0f} ms "
                     f"(layer days: {api.get('layer', {}).get('days')})")
     path = "raw" if args.raw else "rollups" if args.no_layer else "person-day layer (rollups where it cannot answer)"
     print(f"rollups: {refresh_line}; " + ", ".join(f"{k} {v:,}" for k, v in rcounts.items()) + f"; catalog reads {path}")

@@ -327,10 +327,19 @@ _COV = """
     WHERE ts >= ? AND ts < ? GROUP BY 1"""
 
 
-def _recompute(wh: Any, runs: list[tuple[date, date]], cov: bool = True) -> None:
-    """Rewrite the layer for the UTC day runs; ``cov``: the event coverage counts too."""
+def _recount(wh: Any, runs: list[tuple[date, date]]) -> None:
+    """Rewrite the event coverage counts of the UTC day runs."""
     from datetime import datetime, time as dtime, timezone
 
+    for lo, hi in runs:
+        wh.execute("DELETE FROM pd_cov WHERE day >= ? AND day <= ?", [lo, hi])
+        a = datetime.combine(lo, dtime(0), timezone.utc)
+        b = datetime.combine(hi + timedelta(days=1), dtime(0), timezone.utc)
+        wh.execute(f"INSERT INTO pd_cov {_COV}", [a, b] * 3)
+
+
+def _recompute(wh: Any, runs: list[tuple[date, date]], cov: bool = True) -> None:
+    """Rewrite the layer for the UTC day runs; ``cov``: the event coverage counts too."""
     for lo, hi in runs:
         for table in TABLES:
             wh.execute(f"DELETE FROM {table} WHERE day >= ? AND day <= ?", [lo, hi])
@@ -341,10 +350,7 @@ def _recompute(wh: Any, runs: list[tuple[date, date]], cov: bool = True) -> None
         for table in ("_pd_sess", *_STAGED.values()):
             wh.execute(f"DROP TABLE IF EXISTS {table}")
         if cov:
-            wh.execute("DELETE FROM pd_cov WHERE day >= ? AND day <= ?", [lo, hi])
-            a = datetime.combine(lo, dtime(0), timezone.utc)
-            b = datetime.combine(hi + timedelta(days=1), dtime(0), timezone.utc)
-            wh.execute(f"INSERT INTO pd_cov {_COV}", [a, b] * 3)
+            _recount(wh, [(lo, hi)])
 
 
 def _save_state(wh: Any, api: bool = True) -> None:
@@ -434,8 +440,7 @@ def refresh(wh: Any, event_days: Iterable[date] = (), *, full: bool = False) -> 
         if api_changed:  # rows rewritten with the same content: only the fingerprint moves
             _save_state(wh)
         return {"layer": "none", "days": 0, "seconds": round(time.perf_counter() - t0, 3)}
-    ev_days = set(event_days)
-    _recompute(wh, _runs(days - ev_days), cov=False)   # widened and API days: their event rows did not change
-    _recompute(wh, _runs(ev_days))
+    _recompute(wh, _runs(days), cov=False)
+    _recount(wh, _runs(set(event_days)))   # widened and API days: their event rows did not change
     _save_state(wh, api=api_changed)
     return {"layer": "days", "days": len(days), "seconds": round(time.perf_counter() - t0, 3)}
