@@ -23,6 +23,7 @@ PERIODS = {
     "monthly": "strftime(timezone(?, ts)::DATE, '%Y-%m')",
 }
 PERIOD_KEY = {"daily": "date", "weekly": "week", "monthly": "month"}
+_QUARTER_US = 15 * 60 * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,24 @@ def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
         raise QueryError(f"unknown period {period!r}; use daily, weekly or monthly")
     where, params = flt.where()
     cte, cte_params = _priced(wh, flt)
-    rows = _query(wh, cte + f"""
-        SELECT {PERIODS[period]} AS k, coalesce(model, 'unknown') AS model,
+    # Requests are first summed per UTC quarter hour, and only the quarter hours are put in the zone:
+    # every UTC offset and every offset change in use is on a quarter hour, so a quarter hour falls in
+    # one local day, and converting thousands of quarter hours instead of every request keeps the
+    # report cheap as history grows (the conversion was most of the query's time).
+    rows = _query(wh, cte + f""", q AS (
+        SELECT epoch_us(ts) // {_QUARTER_US} AS q, coalesce(model, 'unknown') AS model,
                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
-               CASE WHEN bool_or(cost_usd IS NULL) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
-               count(*) AS requests
+               bool_or(cost_usd IS NULL) AS unpriced, sum(cost_usd) AS cost_usd, count(*) AS requests
         FROM api_request_cost WHERE {where}
-        GROUP BY 1, 2 ORDER BY 1, 2
-    """, [*cte_params, flt.tz, *params])
+        GROUP BY 1, 2)
+        SELECT {PERIODS[period].replace("ts)", f"make_timestamptz(q * {_QUARTER_US}))")} AS k, model,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+               CASE WHEN bool_or(unpriced) THEN NULL ELSE sum(cost_usd) END AS cost_usd,
+               sum(requests) AS requests
+        FROM q GROUP BY 1, 2 ORDER BY 1, 2
+    """, [*cte_params, *params, flt.tz])
     return _group(rows, "k", PERIOD_KEY[period])
 
 
