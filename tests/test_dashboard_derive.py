@@ -258,4 +258,6 @@ def test_viewed_pages_are_rendered_again_once_new_data_settles(tmp_path):
         assert cache.hits == hits + 1, "the first viewer after new data got a pre-rendered page"
         assert strip(again.text) == strip(first.text)
         assert warmer.last_error is None
+        health = httpx.get(f"{server.url}/healthz", timeout=10).json()["dashboard"]
+        assert health["rounds"] >= 1 and health["rendered"] >= 1 and health["last_error"] is None
     wh.close()

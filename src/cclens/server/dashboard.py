@@ -62,6 +62,7 @@ def setup(app: FastAPI) -> None:
     app.state.dashboard_warmer = warmer = Warmer(app, enabled=PREWARM)
     app.state.on_start.append(warmer.start)
     app.state.on_stop.append(warmer.stop)
+    app.state.health["dashboard"] = warmer.health
 
 
 def static_text(name: str) -> str:

@@ -57,6 +57,13 @@ class Warmer:
             while len(self._recent) > self.pages:
                 self._recent.popitem(last=False)
 
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: whether it runs, rounds done, pages rendered, pages remembered, last error."""
+        cache = getattr(self.app.state, "dashboard_cache", None)
+        return {"prerender": self.enabled, "rounds": self.rounds, "rendered": self.rendered,
+                "remembered": len(self._recent), "last_error": self.last_error,
+                "cache_hits": getattr(cache, "hits", None), "cache_misses": getattr(cache, "misses", None)}
+
     def start(self) -> None:
         if self.enabled and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="cclens-dashboard-warm", daemon=True)
