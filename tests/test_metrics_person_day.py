@@ -143,11 +143,28 @@ def test_a_link_made_after_ingest_changes_the_figures_at_once_and_after_the_rebu
     assert not _reads_layer(org, monkeypatch, "tokens", ("person",))  # stale: not read
     now = {r["person"]: r["value"] for r in _same(org, monkeypatch, "tokens", ("person",))}
     assert now["eve"] == 20 and "otel_user_id:uid-zed" not in now
-    rollup.refresh(org)
+    res = rollup.refresh(org)
+    assert res["layer"]["layer"] == "days" and res["layer"]["days"] == 1  # only zed's day is recomputed
     assert person_day.fresh(org) and _reads_layer(org, monkeypatch, "tokens", ("person",))
     after = {r["person"]: r["value"] for r in _same(org, monkeypatch, "tokens", ("person",))}
     assert after == now
     assert {r["team"]: r["value"] for r in _same(org, monkeypatch, "active_people", ("team",))}["platform"] == 3
+
+
+def test_unlinking_and_a_people_import_recompute_what_they_touch(org, monkeypatch, tmp_path):
+    org.execute("DELETE FROM alias WHERE kind = 'host' AND value = 'cat-desktop'")  # cat's transcripts: by host
+    assert not _reads_layer(org, monkeypatch, "tokens", ("person",))
+    want = _same(org, monkeypatch, "tokens", ("person",))
+    assert "host:cat-desktop" in {r["person"] for r in want}
+    res = rollup.refresh(org)
+    assert res["layer"]["layer"] == "days" and res["layer"]["days"] == 2  # cat's 03-03 and 03-10
+    assert _reads_layer(org, monkeypatch, "tokens", ("person",)) and _same(org, monkeypatch, "tokens", ("person",)) == want
+    monkeypatch.setattr(person_day, "ALIAS_LIMIT", 0)  # a large import: the layer is rebuilt
+    org.execute("INSERT INTO alias VALUES ('host', 'cat-desktop', 'cat', 'link', now())")
+    assert rollup.refresh(org)["layer"]["layer"] == "full"
+    for name in ("tokens", "sessions", "active_people"):
+        _same(org, monkeypatch, name, ("person",))
+    assert _reads_layer(org, monkeypatch, "tokens", ("person",))
 
 
 def test_a_membership_change_applies_without_a_refresh(org, monkeypatch):

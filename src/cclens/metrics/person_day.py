@@ -28,7 +28,8 @@ Freshness (:func:`refresh`, run by :func:`cclens.metrics.rollup.refresh`):
   changed;
 * the daily API tables (Claude Code Analytics, Enterprise Analytics) are fingerprinted per day (rows,
   latest ``fetched_at``): days whose fingerprint changed are recomputed;
-* any change to ``alias`` (import, link, unlink) rebuilds the layer.
+* an alias change (import, link, unlink) recomputes the days where the changed identities appear (and
+  the days of their sessions); more than :data:`ALIAS_LIMIT` changed aliases rebuild the layer.
 
 A query uses the layer only when it can give the same answer as the raw path (:func:`usable`): UTC
 days, no source or project grouping, no filter that changes which source wins (model, tool, token
@@ -353,7 +354,53 @@ def _recompute(wh: Any, runs: list[tuple[date, date]], cov: bool = True) -> None
             _recount(wh, [(lo, hi)])
 
 
-def _save_state(wh: Any, api: bool = True) -> None:
+# where each alias kind the layer resolves appears: the UTC days to recompute when such an alias changes
+# (a superset is harmless: a day is recomputed whole)
+_DN = "DATE '1970-01-01' + (q // 96)::INTEGER"
+_ALIAS_DAYS = {
+    "email": ["SELECT day FROM cc_actor_day WHERE lower(coalesce(email, actor_id)) IN (SELECT unnest(?))",
+              "SELECT day FROM cc_daily WHERE lower(coalesce(email, actor_id)) IN (SELECT unnest(?))",
+              "SELECT day FROM cc_tool_action WHERE lower(actor_id) IN (SELECT unnest(?))",
+              "SELECT day FROM engagement_day WHERE lower(email) IN (SELECT unnest(?))",
+              f"SELECT {_DN} FROM rollup_request WHERE email IN (SELECT unnest(?))",
+              f"SELECT {_DN} FROM rollup_point WHERE user_id IN (SELECT user_id FROM pd_uid_map "
+              f"WHERE email IN (SELECT unnest(?)))"],
+    "anthropic_account": ["SELECT day FROM engagement_day WHERE user_id IN (SELECT unnest(?))"],
+    "otel_account_uuid": [f"SELECT {_DN} FROM rollup_request WHERE account_uuid IN (SELECT unnest(?))",
+                          f"SELECT {_DN} FROM rollup_point WHERE user_id IN (SELECT user_id FROM pd_uid_map "
+                          f"WHERE account_uuid IN (SELECT unnest(?)))"],
+    "otel_user_id": [f"SELECT {_DN} FROM rollup_request WHERE user_id IN (SELECT unnest(?))",
+                     f"SELECT {_DN} FROM rollup_point WHERE user_id IN (SELECT unnest(?))"],
+    "api_key_name": ["SELECT day FROM cc_actor_day WHERE coalesce(api_key_name, actor_id) IN (SELECT unnest(?))",
+                     "SELECT day FROM cc_daily WHERE coalesce(api_key_name, actor_id) IN (SELECT unnest(?))",
+                     "SELECT day FROM cc_tool_action WHERE actor_id IN (SELECT unnest(?))"],
+    "host": [f"SELECT {_DN} FROM rollup_request WHERE host IN (SELECT unnest(?))"],
+}
+ALIAS_LIMIT = 1000   # more changed aliases than this (a people import): rebuild instead
+
+
+def _alias_days(wh: Any) -> set[date] | None:
+    """The UTC days touched by the aliases added, removed or re-pointed since the layer was refreshed;
+    None when too many changed (rebuild)."""
+    changed = wh.query("""SELECT DISTINCT kind, value FROM (
+                              (SELECT kind, value, person_id FROM alias EXCEPT SELECT * FROM pd_alias)
+                              UNION ALL (SELECT * FROM pd_alias EXCEPT SELECT kind, value, person_id FROM alias))""")
+    if len(changed) > ALIAS_LIMIT:
+        return None
+    by_kind: dict[str, list[str]] = {}
+    for r in changed:
+        by_kind.setdefault(r["kind"], []).append(r["value"])
+    days: set[date] = set()
+    for kind, values in by_kind.items():
+        for sql in _ALIAS_DAYS.get(kind, ()):
+            days |= {r["day"] for r in wh.query(f"SELECT DISTINCT d AS day FROM ({sql}) t(d)", [values])}
+    return days
+
+
+def _save_state(wh: Any, api: bool = True, alias: bool = False) -> None:
+    if alias:
+        wh.execute("DELETE FROM pd_alias")
+        wh.execute("INSERT INTO pd_alias SELECT kind, value, person_id FROM alias")
     if api:
         wh.execute("DELETE FROM pd_api_day")
         wh.execute(f"INSERT INTO pd_api_day {_api_days_select()}")
@@ -374,7 +421,7 @@ def build(wh: Any) -> dict[str, Any]:
     if span:
         _recompute(wh, [(span[0], span[1])], cov=False)
     wh.execute(f"INSERT INTO pd_cov {_COV}", ["1900-01-01T00:00:00+00:00", "3000-01-01T00:00:00+00:00"] * 3)
-    _save_state(wh)
+    _save_state(wh, alias=True)
     return {"layer": "full", "seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -396,10 +443,16 @@ def fresh(wh: Any) -> bool:
 def refresh(wh: Any, event_days: Iterable[date] = (), *, full: bool = False) -> dict[str, Any]:
     """Bring the layer up to date after the rollups were refreshed for ``event_days`` (UTC days whose
     event rows changed). Inside the caller's transaction."""
-    if full or not built(wh) or wh.scalar(f"SELECT (SELECT value FROM pd_state WHERE key = 'alias') <> {ALIAS_FP}"):
+    if full or not built(wh):
         return build(wh)
     t0 = time.perf_counter()
     days = set(event_days)
+    alias_changed = bool(wh.scalar(f"SELECT (SELECT value FROM pd_state WHERE key = 'alias') <> {ALIAS_FP}"))
+    if alias_changed:
+        touched = _alias_days(wh)
+        if touched is None:
+            return build(wh)
+        days |= touched
     if days:
         # every day of the sessions these days touch (a row may change a session's person or span): the
         # session-days already in the layer, and the sessions of the new rows
@@ -437,10 +490,10 @@ def refresh(wh: Any, event_days: Iterable[date] = (), *, full: bool = False) -> 
                 UNION ALL (SELECT * FROM pd_api_day EXCEPT SELECT * FROM ({_api_days_select()})))""")
         days |= {r["day"] for r in rows}
     if not days:
-        if api_changed:  # rows rewritten with the same content: only the fingerprint moves
-            _save_state(wh)
+        if api_changed or alias_changed:  # nothing the layer reads changed: only the fingerprint moves
+            _save_state(wh, api=api_changed, alias=alias_changed)
         return {"layer": "none", "days": 0, "seconds": round(time.perf_counter() - t0, 3)}
     _recompute(wh, _runs(days), cov=False)
-    _recount(wh, _runs(set(event_days)))   # widened and API days: their event rows did not change
-    _save_state(wh, api=api_changed)
+    _recount(wh, _runs(set(event_days)))   # widened, alias and API days: their event rows did not change
+    _save_state(wh, api=api_changed, alias=alias_changed)
     return {"layer": "days", "days": len(days), "seconds": round(time.perf_counter() - t0, 3)}

@@ -16,7 +16,7 @@ person-day already chosen, per fact family (``pd_activity``, ``pd_sessions``, ``
 sessions per UTC day (multi-day ones are counted at query time); ``pd_uid_map`` the OTel user id →
 email map the layer was built with; ``pd_api_day`` the per-day fingerprint of the daily API tables;
 ``pd_state`` the alias fingerprint and the build time; ``pd_cov`` the event rows per UTC day and source
-(transcripts, OTel requests, OTel points) for source coverage.
+(transcripts, OTel requests, OTel points) for source coverage; ``pd_alias`` the aliases it was built with.
 """
 
 from ..migrations import register
@@ -89,6 +89,11 @@ register("rollup", [
     # version 3: event rows per UTC day for source coverage; the layer is rebuilt to fill it
     """
     CREATE TABLE IF NOT EXISTS pd_cov (day DATE NOT NULL, src VARCHAR NOT NULL, n BIGINT);
+    DELETE FROM pd_state;
+    """,
+    # version 4: the aliases the layer was built with (an alias change recomputes only the days it touches)
+    """
+    CREATE TABLE IF NOT EXISTS pd_alias (kind VARCHAR, value VARCHAR, person_id VARCHAR);
     DELETE FROM pd_state;
     """,
 ])
