@@ -141,6 +141,9 @@ class Settings:
     jira_api_token: SecretStr | None = None
     jira_jql: str | None = None  # which issues (default: every project the account can see)
     engineering_sync_start: date | None = None  # first GitHub/Jira sync starts here (default: 180 days ago)
+    git_sync_interval_s: float = 300.0  # cclens serve pulls git_repos this often (seconds; 0 = not scheduled)
+    github_sync_interval_s: float = 900.0  # ... GitHub (seconds; 0 = not scheduled)
+    jira_sync_interval_s: float = 900.0  # ... Jira (seconds; 0 = not scheduled)
 
     def __post_init__(self) -> None:
         # Direct construction (tests, library callers) gets the same conversions as the loader.

@@ -1,7 +1,8 @@
 """Engineering data on the command line:
 
 - ``cclens sync-eng [git|github|jira]...`` pulls local clones, GitHub and Jira, then rebuilds lineage
-  (``cclens sync`` is the Anthropic APIs' command and has no source registry yet);
+  (the same as ``cclens sync git github jira``; through a running ``cclens serve`` when there is one;
+  the engine is :mod:`cclens.sources.eng_sync`);
 - ``cclens lineage rebuild|show`` recomputes or shows how sessions, commits, PRs, tickets, CI runs
   and deployments are linked;
 - ``cclens report delivery`` (on the shared ``report`` group): delivery figures split by Claude
@@ -10,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
@@ -19,19 +20,9 @@ from .context import state
 from .output import FORMAT_OPTION, SINCE_OPTION, TZ_OPTION, UNTIL_OPTION, OutputFormat, render
 from .report import report_app
 
-ENG_SOURCES = ("git", "github", "jira")
-
 lineage_app = typer.Typer(help="How sessions, commits, pull requests, tickets, CI runs and deployments link.",
                           no_args_is_help=True)
 app.add_typer(lineage_app, name="lineage")
-
-
-def _configured(settings: Any, name: str) -> bool:
-    if name == "git":
-        return bool(settings.git_repos)
-    if name == "github":
-        return bool(settings.github_token) and bool(settings.github_repos or settings.github_orgs)
-    return bool(settings.jira_url and settings.jira_email and settings.jira_api_token)
 
 
 @app.command("sync-eng")
@@ -54,68 +45,16 @@ def sync_eng(
 
         cclens sync-eng github --since 2026-01-01
     """
-    from ..errors import ConfigError
     from ..timeutil import parse_day
+    from .sync import engineering_rows
 
-    st = state(ctx)
-    settings = st.settings
-    chosen = list(dict.fromkeys(sources or ENG_SOURCES))
-    unknown = [s for s in chosen if s not in ENG_SOURCES]
-    if unknown:
-        raise ConfigError(f"unknown source {', '.join(unknown)}; choose from {', '.join(ENG_SOURCES)}")
-    explicit = bool(sources)
-    first = parse_day(since, "--since")
-    rows: list[dict[str, Any]] = []
-    errors: list[str] = []
-    wh = st.open_warehouse()
-    try:
-        for name in chosen:
-            if not _configured(settings, name):
-                if explicit:
-                    _run_source(name, settings, wh, first)  # raises the ConfigError naming the setting
-                rows.append({"source": name, "scope": "", "status": "skipped", "detail": "not configured"})
-                continue
-            for r in _run_source(name, settings, wh, first):
-                rows.append(r)
-                if r["status"] == "error":
-                    errors.append(r["detail"])
-        if lineage:
-            from ..model.lineage import rebuild_lineage
-
-            links = rebuild_lineage(wh)
-            rows.append({"source": "lineage", "scope": "all", "status": "ok",
-                         "detail": ", ".join(f"{k} {v}" for k, v in links.items()) or "no links"})
-    finally:
-        wh.close()
+    rows = engineering_rows(state(ctx), sources or None, parse_day(since, "--since"), lineage=lineage)
     render(rows, fmt, title="Engineering sync" if fmt is OutputFormat.table else None)
+    errors = [r["detail"] for r in rows if r["status"] == "error"]
     for e in errors:
         typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
     if errors:
         raise typer.Exit(1)
-
-
-def _run_source(name: str, settings: Any, wh: Any, since: Any) -> list[dict[str, Any]]:
-    if name == "git":
-        from ..sources.git import sync_git
-
-        return [{"source": "git", "scope": r.repo_id, "status": r.status,
-                 "detail": r.error or (f"{r.new_commits} new commits, {r.files} file changes"
-                                       + (f", {r.unreachable} now unreachable" if r.unreachable else "")
-                                       + (f", {r.revived} reachable again" if r.revived else ""))}
-                for r in sync_git(settings, wh)]
-    if name == "github":
-        from ..sources.github import sync_github
-
-        results = sync_github(settings, wh, since=since)
-    else:
-        from ..sources.jira import sync_jira
-
-        results = sync_jira(settings, wh, since=since)
-    return [{"source": r.source, "scope": r.scope, "status": r.status,
-             "detail": r.error or (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in r.counts.items())
-                                   + f"; {r.requests} requests ({r.not_modified} not modified)"
-                                   + (f", waited {r.waited_s:.0f} s for rate limits" if r.waited_s else ""))}
-            for r in results]
 
 
 @lineage_app.command("rebuild")

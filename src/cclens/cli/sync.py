@@ -1,5 +1,6 @@
 """``cclens sync [SOURCE...] [--since DATE]`` and ``cclens api report|status``: the Anthropic
-reporting APIs (Claude Code Analytics, usage, cost, Enterprise Analytics)."""
+reporting APIs (Claude Code Analytics, usage, cost, Enterprise Analytics); ``cclens sync git|github|jira``
+runs the engineering sources the same way (see :func:`engineering_rows`, shared with ``sync-eng``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .context import state
 from .output import FORMAT_OPTION, SINCE_OPTION, TZ_OPTION, UNTIL_OPTION, OutputFormat, render
 
 SOURCE_HELP = "claude_code_analytics, usage, cost or enterprise_analytics"
+ALL_SOURCES_HELP = SOURCE_HELP.replace(" or ", ", ") + " (default: all of these), or git, github, jira"
 
 api_app = typer.Typer(help="Data pulled from the Anthropic reporting APIs (see `cclens sync`).",
                       no_args_is_help=True)
@@ -22,7 +24,7 @@ app.add_typer(api_app, name="api")
 @app.command("sync")
 def sync_command(
     ctx: typer.Context,
-    sources: Optional[List[str]] = typer.Argument(None, metavar="[SOURCE]...", help=f"Any of {SOURCE_HELP} (default: all)."),
+    sources: Optional[List[str]] = typer.Argument(None, metavar="[SOURCE]...", help=f"Any of {ALL_SOURCES_HELP}."),
     since: Optional[str] = typer.Option(None, "--since", help="Re-fetch everything from this UTC day (YYYY-MM-DD); "
                                         "the first sync backfills from it."),
     fmt: OutputFormat = FORMAT_OPTION,
@@ -33,36 +35,49 @@ def sync_command(
     Each source resumes where it stopped, re-fetches the days the API can still revise, and keeps
     history the API no longer serves. Keys: CCLENS_ANTHROPIC_ADMIN_KEY (Claude Code Analytics, usage,
     cost) and CCLENS_ANTHROPIC_ANALYTICS_KEY (Enterprise Analytics); a source without its key is
-    skipped. Examples:
+    skipped. The engineering sources (git, github, jira) run only when named, then lineage is rebuilt
+    (`cclens sync-eng` runs every configured one). Examples:
 
         cclens sync
 
         cclens sync usage cost --since 2026-01-01
+
+        cclens sync git
     """
-    from ..sources.sync import describe, resolve_sources, sync
+    from ..server.scheduler import split_sources
+    from ..sources.sync import describe, sync
     from ..timeutil import parse_day
 
     st = state(ctx)
-    names = resolve_sources(sources)
+    names, eng_names = split_sources(sources)
     first = parse_day(since, "--since")
-    remote = _sync_through_server(st, names, first) if st.server_maybe_running() else None
+    remote = _sync_through_server(st, names + eng_names, first) if st.server_maybe_running() else None
     if remote is not None:
-        rows, results = remote
+        rows, results, eng_rows = remote
     else:
+        rows, results, eng_rows = [], [], []
         wh = st.open_warehouse()
-        # DuckDB otherwise keeps written blocks cached up to 80% of RAM; a backfill does not need them
-        # (bench/sync.py: a year of 2,000 actors peaks at 272 MB with this cap, 344 MB without).
-        wh.execute(f"SET memory_limit = '{SYNC_MEMORY_LIMIT}'")
         try:
-            if progress:
-                results = _with_progress(lambda cb: sync(st.settings, wh, names, since=first, progress=cb), names)
-            else:
-                results = sync(st.settings, wh, names, since=first)
+            if names:
+                # DuckDB otherwise keeps written blocks cached up to 80% of RAM; a backfill does not need them
+                # (bench/sync.py: a year of 2,000 actors peaks at 272 MB with this cap, 344 MB without).
+                wh.execute(f"SET memory_limit = '{SYNC_MEMORY_LIMIT}'")
+                if progress:
+                    results = _with_progress(lambda cb: sync(st.settings, wh, names, since=first, progress=cb), names)
+                else:
+                    results = sync(st.settings, wh, names, since=first)
+                wh.execute("RESET memory_limit")
+                rows = describe(results)
+            if eng_names:
+                from ..sources.eng_sync import sync_engineering
+
+                eng_rows = sync_engineering(st.settings, wh, eng_names, since=first, explicit=True)
         finally:
             wh.close()
-        rows = describe(results)
-    if fmt is OutputFormat.json:
-        render(rows, fmt)
+    if eng_names and not names:
+        _render_engineering(eng_rows, fmt)
+    elif fmt is OutputFormat.json:
+        render(rows + eng_rows, fmt)
     else:
         table = [{"source": r["source"], "status": r["status"], "units": r["units"], "pages": r["pages"],
                   "rows": r["rows"], "retries": r["retries"],
@@ -72,40 +87,77 @@ def sync_command(
             for r in results:
                 for note in r.notes:
                     typer.echo(f"note: {note}", err=True)
-    errors = [r for r in results if r.status == "error"]
-    for r in errors:
-        typer.secho(f"error: {r.error}", err=True, fg=typer.colors.RED)
+        if eng_rows:
+            _render_engineering(eng_rows, fmt)
+    errors = [r.error for r in results if r.status == "error"] + [r["detail"] for r in eng_rows if r["status"] == "error"]
+    for e in errors:
+        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
     if errors:
         raise typer.Exit(1)
+
+
+def _render_engineering(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
+    render(rows, fmt, title="Engineering sync" if fmt is OutputFormat.table else None)
+
+
+def engineering_rows(st: Any, names: list[str] | None, first: Any, *, lineage: bool = True) -> list[dict[str, Any]]:
+    """Run the engineering syncs ``names`` (None: every configured one) inside a running
+    ``cclens serve`` if there is one, else on the warehouse file; the rows of
+    :func:`cclens.sources.eng_sync.sync_engineering`."""
+    from ..sources.eng_sync import ENG_SOURCES, resolve_eng_sources, sync_engineering
+
+    chosen = resolve_eng_sources(names)
+    explicit = bool(names)
+    if st.server_maybe_running():
+        remote = _sync_through_server(st, chosen or list(ENG_SOURCES), first, explicit=explicit, lineage=lineage)
+        if remote is not None:
+            return remote[2]
+    wh = st.open_warehouse()
+    try:
+        return sync_engineering(st.settings, wh, chosen, since=first, explicit=explicit, lineage=lineage)
+    finally:
+        wh.close()
 
 
 SYNC_MEMORY_LIMIT = "128MB"
 
 
-def _sync_through_server(st, names, first):
-    """Run the sync inside a running ``cclens serve`` (it owns the file): ``(rows, results)`` or None."""
+def _sync_through_server(st, names, first, *, explicit=None, lineage=True):
+    """Run the sync inside a running ``cclens serve`` (it owns the file): ``(rows, results, eng_rows)``
+    or None."""
     from types import SimpleNamespace
 
     import httpx2 as httpx
 
     from ..client import find_server
-    from ..errors import ServerError
+    from ..errors import ConfigError, ServerError
 
     info = find_server(st.settings)
     if info is None:
         return None
     headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
     try:
-        r = httpx.post(f"{info.url}/api/v1/sync", json={"sources": names, "since": first.isoformat() if first else None},
+        r = httpx.post(f"{info.url}/api/v1/sync", json={"sources": names, "since": first.isoformat() if first else None,
+                                                         "explicit": explicit, "lineage": lineage},
                        headers=headers, timeout=3600)
     except httpx.HTTPError as exc:
         raise ServerError(f"cannot reach cclens serve at {info.url}: {exc}") from None
+    if r.status_code == 400 and isinstance(_detail(r), str):
+        raise ConfigError(f"{_detail(r)} (said cclens serve at {info.url}, which uses its own settings)")
     if r.status_code != 200:
         raise ServerError(f"cclens serve at {info.url} refused the sync ({r.status_code}: {r.text[:300]})")
-    rows = r.json()["results"]
+    body = r.json()
+    rows = body["results"]
     results = [SimpleNamespace(status=row["status"], notes=row.get("notes") or [], error=row.get("error"))
                for row in rows]
-    return rows, results
+    return rows, results, body.get("engineering") or []
+
+
+def _detail(response: Any) -> Any:
+    try:
+        return response.json().get("detail")
+    except ValueError:
+        return None
 
 
 def _span(start: Optional[str], end: Optional[str]) -> str:

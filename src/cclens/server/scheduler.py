@@ -1,13 +1,20 @@
 """Scheduled pulls inside ``cclens serve``, and ``POST /api/v1/sync`` to run one now.
 
-A daemon thread wakes every :data:`TICK` seconds and runs the Anthropic API syncs that are due
-(:func:`cclens.sources.sync.run_due_syncs`: usage every 5 min, Claude Code analytics hourly, cost and
-Enterprise daily); writes go through the server's single writer. A source without its key is
-skipped, so with no key configured the scheduler does nothing. Failures are recorded in
-``source_state`` (and the health endpoint), never raised.
+A daemon thread wakes every :data:`TICK` seconds (sooner if an engineering interval is shorter) and
+runs, in this order:
 
-``POST /api/v1/sync`` (local CLI or admin) runs the named sources now, so ``cclens sync`` works while
-the server owns the warehouse.
+1. the Anthropic API syncs that are due (:func:`cclens.sources.sync.run_due_syncs`: usage every
+   5 min, Claude Code analytics hourly, cost and Enterprise daily);
+2. the engineering syncs that are due (:func:`cclens.sources.eng_sync.run_due_eng_syncs`: git every
+   ``git_sync_interval_s`` = 300 s, GitHub and Jira every 900 s), then a lineage rebuild if they
+   stored anything.
+
+Writes go through the server's single writer. A source that is not configured is skipped, so with
+nothing configured the scheduler does nothing. Failures are recorded in ``source_state`` (and the
+health endpoint), never raised; a failing engineering sync never stops the Anthropic ones.
+
+``POST /api/v1/sync`` (local CLI or admin) runs the named sources now (Anthropic and engineering
+names), so ``cclens sync`` and ``cclens sync-eng`` work while the server owns the warehouse.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ TICK = 60.0
 
 
 class SyncRequest(BaseModel):
-    sources: list[str] | None = None
+    sources: list[str] | None = None  # Anthropic and/or engineering names; none = the Anthropic ones
     since: date | None = None
+    explicit: bool | None = None  # engineering: an unconfigured named source is an error (default: named)
+    lineage: bool = True  # engineering: rebuild lineage afterwards
 
 
 def _submit(writer: Any):
@@ -47,6 +56,9 @@ class Scheduler:
         self.runs = 0
         self.last_run: float | None = None
         self.last_error: str | None = None
+        self.eng_runs = 0  # passes in which at least one engineering source was due
+        self.eng_last_error: str | None = None
+        self.eng_lock = threading.Lock()  # one engineering sync at a time (scheduled or requested)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="cclens-scheduler", daemon=True)
@@ -58,21 +70,53 @@ class Scheduler:
             self._thread.join(30)
 
     def run_once(self) -> list[Any]:
+        """One pass: the due Anthropic syncs, then the due engineering syncs (each contained)."""
         from ..sources.sync import run_due_syncs
 
+        results: list[Any] = []
         reader = self.writer.reader()
         try:
-            results = run_due_syncs(self.settings, reader, submit=_submit(self.writer))
+            try:
+                results = run_due_syncs(self.settings, reader, submit=_submit(self.writer))
+                errors = [r.error for r in results if r.status == "error"]
+                self.last_error = "; ".join(e for e in errors if e) or None
+            except Exception as exc:  # the engineering syncs still run
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("scheduled Anthropic sync failed")
+            self.run_engineering(reader)
         finally:
             reader.close()
         self.runs += 1
         self.last_run = time.time()
-        errors = [r.error for r in results if r.status == "error"]
-        self.last_error = "; ".join(e for e in errors if e) or None
         return results
 
+    def run_engineering(self, reader: Any) -> list[dict[str, Any]]:
+        """The due engineering syncs and, if they stored anything, a lineage rebuild; never raises."""
+        from ..sources.eng_sync import run_due_eng_syncs
+
+        try:
+            with self.eng_lock:
+                rows = run_due_eng_syncs(self.settings, reader, submit=_submit(self.writer))
+        except Exception as exc:  # noqa: BLE001 - recorded, the next tick tries again
+            self.eng_last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("scheduled engineering sync failed")
+            return []
+        if rows:
+            self.eng_runs += 1
+            errors = [r["detail"] for r in rows if r["status"] == "error"]
+            self.eng_last_error = "; ".join(errors) or None
+            for e in errors:
+                log.warning("scheduled engineering sync: %s", e)
+        return rows
+
+    def _interval(self) -> float:
+        from ..sources.eng_sync import min_interval
+
+        shortest = min_interval(self.settings)
+        return self.tick if shortest is None else max(0.2, min(self.tick, shortest))
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.tick if self.runs else 5.0):
+        while not self._stop.wait(self._interval() if self.runs else min(5.0, self._interval())):
             try:
                 self.run_once()
             except Exception as exc:  # never let the thread die; the next tick tries again
@@ -80,7 +124,8 @@ class Scheduler:
                 log.exception("scheduled sync failed")
 
     def health(self) -> dict[str, Any]:
-        return {"runs": self.runs, "last_run": self.last_run, "last_error": self.last_error}
+        return {"runs": self.runs, "last_run": self.last_run, "last_error": self.last_error,
+                "engineering_runs": self.eng_runs, "engineering_last_error": self.eng_last_error}
 
 
 def setup(app: FastAPI) -> None:
@@ -91,24 +136,56 @@ def setup(app: FastAPI) -> None:
     app.state.health["scheduler"] = scheduler.health
 
 
+def split_sources(names: list[str] | None) -> tuple[list[str], list[str]]:
+    """``(anthropic, engineering)`` names; none named = every Anthropic source. ConfigError for an
+    unknown name (listing both kinds)."""
+    from ..errors import ConfigError
+    from ..sources.eng_sync import ENG_SOURCES
+    from ..sources.sync import SOURCE_NAMES
+
+    if not names:
+        return list(SOURCE_NAMES), []
+    chosen = list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in SOURCE_NAMES and n not in ENG_SOURCES]
+    if unknown:
+        raise ConfigError(f"unknown source {', '.join(unknown)}; choose from "
+                          f"{', '.join(SOURCE_NAMES + ENG_SOURCES)}")
+    return [n for n in chosen if n in SOURCE_NAMES], [n for n in chosen if n in ENG_SOURCES]
+
+
 @router.post("/api/v1/sync")
 def sync_now(body: SyncRequest, request: Request, _principal=Depends(require_local)) -> dict[str, Any]:
-    """Run the named Anthropic API syncs now (all when none are named); one result per source."""
+    """Run the named syncs now (every Anthropic source when none are named): ``results`` has one
+    row per Anthropic source, ``engineering`` one per git repository / GitHub scope / Jira query
+    plus the lineage rebuild. A named engineering source that is not configured is a 400."""
     from ..errors import CclensError
-    from ..sources.sync import describe, resolve_sources, sync
+    from ..sources.eng_sync import sync_engineering
+    from ..sources.sync import describe, sync
 
     writer = request.app.state.writer
     try:
-        names = resolve_sources(body.sources)
+        names, eng_names = split_sources(body.sources)
     except CclensError as exc:
         raise HTTPException(400, detail=str(exc)) from None
+    rows: list[dict[str, Any]] = []
+    eng_rows: list[dict[str, Any]] = []
     reader = writer.reader()
     try:
-        results = sync(request.app.state.settings, reader, names, since=body.since, submit=_submit(writer))
+        if names:
+            results = sync(request.app.state.settings, reader, names, since=body.since, submit=_submit(writer))
+            rows = describe(results)
+            for row, r in zip(rows, results):
+                row["notes"] = list(r.notes)
+                row["error"] = r.error
+        if eng_names:
+            scheduler = getattr(request.app.state, "scheduler", None)
+            lock = scheduler.eng_lock if scheduler else threading.Lock()
+            try:
+                with lock:
+                    eng_rows = sync_engineering(request.app.state.settings, reader, eng_names, since=body.since,
+                                                explicit=body.explicit, lineage=body.lineage, submit=_submit(writer))
+            except CclensError as exc:  # a named source that is not configured
+                raise HTTPException(400, detail=str(exc)) from None
     finally:
         reader.close()
-    rows = describe(results)
-    for row, r in zip(rows, results):
-        row["notes"] = list(r.notes)
-        row["error"] = r.error
-    return {"results": rows}
+    return {"results": rows, "engineering": eng_rows}

@@ -605,11 +605,13 @@ def _refresh_git_identities(wh: Any, repo_id: str) -> None:
 
 
 def sync_git(settings: Any, wh: Any, *, paths: Iterable[Path] | None = None,
-             now: datetime | None = None) -> list[RepoSyncResult]:
+             now: datetime | None = None, submit: Any = None) -> list[RepoSyncResult]:
     """Sync every repository under ``paths`` (default ``settings.git_repos``); one result each.
 
     A repository that fails is reported (and its error recorded in ``source_state``) without
-    stopping the others. No configured paths raises SourceError naming the setting.
+    stopping the others. No configured paths raises SourceError naming the setting. ``submit(fn)``
+    runs ``fn(wh)`` in one transaction (``cclens serve`` passes its single writer); by default each
+    repository is written on ``wh`` directly.
     """
     now = now or datetime.now(UTC)
     roots = list(paths if paths is not None else getattr(settings, "git_repos", None) or [])
@@ -619,7 +621,10 @@ def sync_git(settings: Any, wh: Any, *, paths: Iterable[Path] | None = None,
     results = []
     for repo in discover_repositories(roots):
         try:
-            results.append(sync_repository(wh, repo, now=now))
+            if submit is None:
+                results.append(sync_repository(wh, repo, now=now))
+            else:
+                results.append(submit(lambda w, r=repo: sync_repository(w, r, now=now)))
         except SourceError as exc:
             ident_id = f"local:{repo}"
             try:
@@ -627,7 +632,10 @@ def sync_git(settings: Any, wh: Any, *, paths: Iterable[Path] | None = None,
             except SourceError:
                 pass
             results.append(RepoSyncResult(ident_id, str(repo), status="error", error=str(exc)))
-            with wh.transaction():
-                _save_state(wh, ident_id, None, now, 0, str(exc))
+            if submit is None:
+                with wh.transaction():
+                    _save_state(wh, ident_id, None, now, 0, str(exc))
+            else:
+                submit(lambda w, i=ident_id, e=str(exc): _save_state(w, i, None, now, 0, e))
     return results
 
