@@ -57,7 +57,8 @@ class Scheduler:
         self.last_run: float | None = None
         self.last_error: str | None = None
         self.eng_runs = 0  # passes in which at least one engineering source was due
-        self.eng_last_error: str | None = None
+        self.eng_last_error: str | None = None  # a crash of the pass itself
+        self.eng_sources: dict[str, dict[str, Any]] = {}  # per source: last_run, last_error
         self.eng_lock = threading.Lock()  # one engineering sync at a time (scheduled or requested)
 
     def start(self) -> None:
@@ -101,12 +102,15 @@ class Scheduler:
             self.eng_last_error = f"{type(exc).__name__}: {exc}"
             log.exception("scheduled engineering sync failed")
             return []
+        self.eng_last_error = None
         if rows:
+            now = time.time()
+            for name in dict.fromkeys(r["source"] for r in rows if r["status"] != "skipped"):
+                errors = [r["detail"] for r in rows if r["source"] == name and r["status"] == "error"]
+                self.eng_sources[name] = {"last_run": now, "last_error": "; ".join(errors) or None}
+                for e in errors:
+                    log.warning("scheduled engineering sync: %s", e)
             self.eng_runs += 1
-            errors = [r["detail"] for r in rows if r["status"] == "error"]
-            self.eng_last_error = "; ".join(errors) or None
-            for e in errors:
-                log.warning("scheduled engineering sync: %s", e)
         return rows
 
     def _interval(self) -> float:
@@ -124,8 +128,11 @@ class Scheduler:
                 log.exception("scheduled sync failed")
 
     def health(self) -> dict[str, Any]:
+        errors = [s["last_error"] for s in self.eng_sources.values() if s["last_error"]]
         return {"runs": self.runs, "last_run": self.last_run, "last_error": self.last_error,
-                "engineering_runs": self.eng_runs, "engineering_last_error": self.eng_last_error}
+                "engineering_runs": self.eng_runs,
+                "engineering_last_error": "; ".join(filter(None, [self.eng_last_error, *errors])) or None,
+                "engineering": dict(self.eng_sources)}
 
 
 def setup(app: FastAPI) -> None:
