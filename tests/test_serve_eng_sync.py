@@ -68,7 +68,9 @@ def test_serve_schedules_git_and_records_a_failing_source(tmp_path):
             assert "jira" in health["engineering"]["jira"]["last_error"]
             assert health["engineering"]["git"]["last_error"] is None and "github" not in health["engineering"]
             assert "jira" in health["engineering_last_error"]
-            # the Anthropic syncs ran in the same passes, unaffected
+            # the Anthropic syncs run on their own thread of the same scheduler, unaffected
+            health = wait_until(lambda: (h := httpx.get(srv.url + "/healthz", timeout=5).json()["scheduler"])
+                                ["runs"] >= 1 and h, timeout=120, what="a scheduled Anthropic pass")
             assert health["last_error"] is None
             assert rest_sql(srv, "SELECT count(*) AS n FROM usage_bucket")[0]["n"] > 0
             # lineage was rebuilt after the git pass (the run record exists even with no links)

@@ -1,13 +1,13 @@
 """Scheduled pulls inside ``cclens serve``, and ``POST /api/v1/sync`` to run one now.
 
-A daemon thread wakes every :data:`TICK` seconds (sooner if an engineering interval is shorter) and
-runs, in this order:
+Two daemon threads of the same shape wake up regularly and run what is due:
 
-1. the Anthropic API syncs that are due (:func:`cclens.sources.sync.run_due_syncs`: usage every
-   5 min, Claude Code analytics hourly, cost and Enterprise daily);
-2. the engineering syncs that are due (:func:`cclens.sources.eng_sync.run_due_eng_syncs`: git every
-   ``git_sync_interval_s`` = 300 s, GitHub and Jira every 900 s), then a lineage rebuild if they
-   stored anything.
+1. every :data:`TICK` seconds, the Anthropic API syncs (:func:`cclens.sources.sync.run_due_syncs`:
+   usage every 5 min, Claude Code analytics hourly, cost and Enterprise daily);
+2. every :data:`TICK` seconds (sooner if an interval is shorter), the engineering syncs
+   (:func:`cclens.sources.eng_sync.run_due_eng_syncs`: git every ``git_sync_interval_s`` = 300 s,
+   GitHub and Jira every 900 s), then a lineage rebuild if they stored anything. A separate thread,
+   so a slow or unreachable GitHub never delays the Anthropic syncs.
 
 Writes go through the server's single writer. A source that is not configured is skipped, so with
 nothing configured the scheduler does nothing. Failures are recorded in ``source_state`` (and the
@@ -47,12 +47,13 @@ def _submit(writer: Any):
 
 
 class Scheduler:
-    """Runs due syncs every ``tick`` seconds on a daemon thread until stopped."""
+    """Runs due syncs every ``tick`` seconds on two daemon threads (Anthropic, engineering) until stopped."""
 
     def __init__(self, settings: Any, writer: Any, tick: float = TICK):
         self.settings, self.writer, self.tick = settings, writer, tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._eng_thread: threading.Thread | None = None
         self.runs = 0
         self.last_run: float | None = None
         self.last_error: str | None = None
@@ -64,40 +65,42 @@ class Scheduler:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="cclens-scheduler", daemon=True)
         self._thread.start()
+        self._eng_thread = threading.Thread(target=self._eng_loop, name="cclens-scheduler-eng", daemon=True)
+        self._eng_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(30)
+        for thread in (self._thread, self._eng_thread):
+            if thread:
+                thread.join(30)
 
     def run_once(self) -> list[Any]:
-        """One pass: the due Anthropic syncs, then the due engineering syncs (each contained)."""
+        """One pass of the Anthropic syncs that are due."""
         from ..sources.sync import run_due_syncs
 
-        results: list[Any] = []
         reader = self.writer.reader()
         try:
-            try:
-                results = run_due_syncs(self.settings, reader, submit=_submit(self.writer))
-                errors = [r.error for r in results if r.status == "error"]
-                self.last_error = "; ".join(e for e in errors if e) or None
-            except Exception as exc:  # the engineering syncs still run
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("scheduled Anthropic sync failed")
-            self.run_engineering(reader)
+            results = run_due_syncs(self.settings, reader, submit=_submit(self.writer))
         finally:
             reader.close()
         self.runs += 1
         self.last_run = time.time()
+        errors = [r.error for r in results if r.status == "error"]
+        self.last_error = "; ".join(e for e in errors if e) or None
         return results
 
-    def run_engineering(self, reader: Any) -> list[dict[str, Any]]:
-        """The due engineering syncs and, if they stored anything, a lineage rebuild; never raises."""
+    def run_engineering(self) -> list[dict[str, Any]]:
+        """One pass of the engineering syncs that are due and, if they stored anything, a lineage
+        rebuild; never raises (errors are in the rows, ``source_state`` and :meth:`health`)."""
         from ..sources.eng_sync import run_due_eng_syncs
 
         try:
-            with self.eng_lock:
-                rows = run_due_eng_syncs(self.settings, reader, submit=_submit(self.writer))
+            reader = self.writer.reader()
+            try:
+                with self.eng_lock:
+                    rows = run_due_eng_syncs(self.settings, reader, submit=_submit(self.writer))
+            finally:
+                reader.close()
         except Exception as exc:  # noqa: BLE001 - recorded, the next tick tries again
             self.eng_last_error = f"{type(exc).__name__}: {exc}"
             log.exception("scheduled engineering sync failed")
@@ -113,19 +116,25 @@ class Scheduler:
             self.eng_runs += 1
         return rows
 
-    def _interval(self) -> float:
+    def _eng_tick(self) -> float:
         from ..sources.eng_sync import min_interval
 
         shortest = min_interval(self.settings)
         return self.tick if shortest is None else max(0.2, min(self.tick, shortest))
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval() if self.runs else min(5.0, self._interval())):
+        while not self._stop.wait(self.tick if self.runs else 5.0):
             try:
                 self.run_once()
             except Exception as exc:  # never let the thread die; the next tick tries again
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("scheduled sync failed")
+
+    def _eng_loop(self) -> None:
+        first = True
+        while not self._stop.wait(min(5.0, self._eng_tick()) if first else self._eng_tick()):
+            first = False
+            self.run_engineering()
 
     def health(self) -> dict[str, Any]:
         errors = [s["last_error"] for s in self.eng_sources.values() if s["last_error"]]
