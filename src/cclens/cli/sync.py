@@ -44,7 +44,7 @@ def sync_command(
 
         cclens sync git
     """
-    from ..server.scheduler import split_sources
+    from ..sources.eng_sync import split_sources
     from ..sources.sync import describe, sync
     from ..timeutil import parse_day
 

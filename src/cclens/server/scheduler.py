@@ -152,30 +152,13 @@ def setup(app: FastAPI) -> None:
     app.state.health["scheduler"] = scheduler.health
 
 
-def split_sources(names: list[str] | None) -> tuple[list[str], list[str]]:
-    """``(anthropic, engineering)`` names; none named = every Anthropic source. ConfigError for an
-    unknown name (listing both kinds)."""
-    from ..errors import ConfigError
-    from ..sources.eng_sync import ENG_SOURCES
-    from ..sources.sync import SOURCE_NAMES
-
-    if not names:
-        return list(SOURCE_NAMES), []
-    chosen = list(dict.fromkeys(names))
-    unknown = [n for n in chosen if n not in SOURCE_NAMES and n not in ENG_SOURCES]
-    if unknown:
-        raise ConfigError(f"unknown source {', '.join(unknown)}; choose from "
-                          f"{', '.join(SOURCE_NAMES + ENG_SOURCES)}")
-    return [n for n in chosen if n in SOURCE_NAMES], [n for n in chosen if n in ENG_SOURCES]
-
-
 @router.post("/api/v1/sync")
 def sync_now(body: SyncRequest, request: Request, _principal=Depends(require_local)) -> dict[str, Any]:
     """Run the named syncs now (every Anthropic source when none are named): ``results`` has one
     row per Anthropic source, ``engineering`` one per git repository / GitHub scope / Jira query
     plus the lineage rebuild. A named engineering source that is not configured is a 400."""
     from ..errors import CclensError
-    from ..sources.eng_sync import sync_engineering
+    from ..sources.eng_sync import split_sources, sync_engineering
     from ..sources.sync import describe, sync
 
     writer = request.app.state.writer

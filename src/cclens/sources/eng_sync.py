@@ -32,7 +32,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from ..errors import CclensError, ConfigError
-from ._eng import direct_submit
 
 UTC = timezone.utc
 ENG_SOURCES = ("git", "github", "jira")
@@ -49,6 +48,21 @@ def resolve_eng_sources(names: Iterable[str] | None) -> list[str]:
     if unknown:
         raise ConfigError(f"unknown source {', '.join(unknown)}; choose from {', '.join(ENG_SOURCES)}")
     return chosen
+
+
+def split_sources(names: list[str] | None) -> tuple[list[str], list[str]]:
+    """``(anthropic, engineering)`` names; none named = every Anthropic source. ConfigError for an
+    unknown name (listing both kinds)."""
+    from .sync import SOURCE_NAMES
+
+    if not names:
+        return list(SOURCE_NAMES), []
+    chosen = list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in SOURCE_NAMES and n not in ENG_SOURCES]
+    if unknown:
+        raise ConfigError(f"unknown source {', '.join(unknown)}; choose from "
+                          f"{', '.join(SOURCE_NAMES + ENG_SOURCES)}")
+    return [n for n in chosen if n in SOURCE_NAMES], [n for n in chosen if n in ENG_SOURCES]
 
 
 def configured(settings: Any, name: str) -> bool:
@@ -80,6 +94,8 @@ def sync_engineering(settings: Any, wh: Any, sources: Iterable[str] | None = Non
     instead of propagating it, for the scheduler. ``lineage``: True always rebuilds, None only when
     something changed, False never.
     """
+    from ._eng import direct_submit
+
     names = resolve_eng_sources(sources)
     explicit = bool(sources) if explicit is None else explicit
     submit = submit or direct_submit(wh)
@@ -210,5 +226,5 @@ def min_interval(settings: Any) -> float | None:
     return min(vals) if vals else None
 
 
-__all__ = ["ENG_SOURCES", "configured", "interval", "sync_engineering", "due_eng_sources", "run_due_eng_syncs",
+__all__ = ["ENG_SOURCES", "split_sources", "configured", "interval", "sync_engineering", "due_eng_sources", "run_due_eng_syncs",
            "resolve_eng_sources", "min_interval"]
