@@ -36,6 +36,9 @@ def test_schedule_intervals_unconfigured_and_disabled(tmp_path, warehouse):
     assert run_due_eng_syncs(settings, warehouse, T0 + timedelta(seconds=299)) == []
     # due again after the interval; nothing new in the clone, so lineage is not rebuilt
     assert [r["source"] for r in run_due_eng_syncs(settings, warehouse, T0 + timedelta(seconds=300))] == ["git"]
+    # (the unchanged clone still records its run: the repository's own state moved too)
+    assert warehouse.scalar("SELECT max(last_success) FROM source_state WHERE source LIKE 'git:%'") == \
+        T0 + timedelta(seconds=300)
     repo.commit("two", {"a": "2\n"})
     rows = run_due_eng_syncs(settings, warehouse, T0 + timedelta(seconds=600))
     assert [r["source"] for r in rows] == ["git", "lineage"] and rows[0]["detail"].startswith("1 new commits")

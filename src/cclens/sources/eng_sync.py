@@ -107,7 +107,7 @@ def sync_engineering(settings: Any, wh: Any, sources: Iterable[str] | None = Non
             rows.append({"source": name, "scope": "", "status": "skipped", "detail": "not configured"})
             continue
         try:
-            got, moved = _run_source(name, settings, wh, since, submit)
+            got, moved = _run_source(name, settings, wh, since, submit, now)
         except CclensError as exc:
             if not configured(settings, name) or isinstance(exc, ConfigError) and not contain:
                 raise
@@ -126,11 +126,12 @@ def sync_engineering(settings: Any, wh: Any, sources: Iterable[str] | None = Non
     return rows
 
 
-def _run_source(name: str, settings: Any, wh: Any, since: date | None, submit: Submit) -> tuple[list[Row], bool]:
+def _run_source(name: str, settings: Any, wh: Any, since: date | None, submit: Submit,
+                now: datetime) -> tuple[list[Row], bool]:
     if name == "git":
         from .git import sync_git
 
-        results = sync_git(settings, wh, submit=submit)
+        results = sync_git(settings, wh, submit=submit, now=now)
         rows = [{"source": "git", "scope": r.repo_id, "status": r.status,
                  "detail": r.error or (f"{r.new_commits} new commits, {r.files} file changes"
                                        + (f", {r.unreachable} now unreachable" if r.unreachable else "")
@@ -140,11 +141,11 @@ def _run_source(name: str, settings: Any, wh: Any, since: date | None, submit: S
     if name == "github":
         from .github import sync_github
 
-        eng = sync_github(settings, wh, since=since, submit=submit)
+        eng = sync_github(settings, wh, since=since, submit=submit, now=now)
     else:
         from .jira import sync_jira
 
-        eng = sync_jira(settings, wh, since=since, submit=submit)
+        eng = sync_jira(settings, wh, since=since, submit=submit, now=now)
     rows = [{"source": r.source, "scope": r.scope, "status": r.status,
              "detail": r.error or (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in r.counts.items())
                                    + f"; {r.requests} requests ({r.not_modified} not modified)"

@@ -592,6 +592,22 @@ def sync_repository(wh: Any, path: Path, *, now: datetime | None = None,
     return result
 
 
+def _unchanged(wh: Any, repo: Path, now: datetime) -> tuple[RepoSyncResult, Any] | None:
+    """When the clone's refs are exactly those of the cursor (the common case of a scheduled run):
+    the result and the write that records the run (repository row, state), else None. Git runs and
+    the cursor is read here, before any transaction, so ``cclens serve``'s writer is not held."""
+    ident = repository_identity(repo)
+    cursor = load_cursor(wh, ident["repo_id"])
+    tips = current_tips(repo)
+    if not tips or tips != cursor.get("tips") or cursor.get("path") != str(repo):
+        return None
+
+    def write(w: Any) -> None:
+        _upsert_repository(w, ident, now)
+        _save_state(w, ident["repo_id"], {"tips": tips, "path": str(repo)}, now, 0, None)
+    return RepoSyncResult(ident["repo_id"], str(repo)), write
+
+
 def _refresh_git_identities(wh: Any, repo_id: str) -> None:
     """Rebuild the ``git`` identities (author and committer emails) from every repository's commits."""
     wh.execute("DELETE FROM eng_identity WHERE system = 'git'")
@@ -621,7 +637,16 @@ def sync_git(settings: Any, wh: Any, *, paths: Iterable[Path] | None = None,
     results = []
     for repo in discover_repositories(roots):
         try:
-            if submit is None:
+            run = _unchanged(wh, repo, now)
+            if run is not None:  # nothing to read: a light write, outside any long transaction
+                result, write = run
+                if submit is None:
+                    with wh.transaction():
+                        write(wh)
+                else:
+                    submit(write)
+                results.append(result)
+            elif submit is None:
                 results.append(sync_repository(wh, repo, now=now))
             else:
                 results.append(submit(lambda w, r=repo: sync_repository(w, r, now=now)))
