@@ -30,7 +30,7 @@ def sync_command(
     fmt: OutputFormat = FORMAT_OPTION,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
-    """Pull the Anthropic reporting APIs into the warehouse, incrementally.
+    """Pull the Anthropic reporting APIs (and, when named, git, GitHub, Jira) into the warehouse, incrementally.
 
     Each source resumes where it stopped, re-fetches the days the API can still revise, and keeps
     history the API no longer serves. Keys: CCLENS_ANTHROPIC_ADMIN_KEY (Claude Code Analytics, usage,
