@@ -75,7 +75,9 @@ def _by_day(rows: list[dict[str, Any]], day_key: str, value: str, days: list[str
 
 
 def _round(v: Any, n: int = 4) -> Any:
-    return round(v, n) if isinstance(v, float) else v
+    """``v`` rounded to ``n`` decimals after dropping float noise (9 decimals), so a sum added in another
+    order (the layer, the rollups, a derived figure) never rounds to another cent at a half-cent tie."""
+    return round(round(v, 9), n) if isinstance(v, float) else v
 
 
 
