@@ -67,6 +67,18 @@ TOOL_NAMES = {"edit_tool": "Edit", "multi_edit_tool": "MultiEdit", "write_tool":
 ALL_EDIT_TOOLS = "(all edit tools)"  # Enterprise Analytics rows: totals over the edit tools
 
 
+
+def summed_tokens_price(alias: str, long: bool) -> str:
+    """SQL: the USD-per-million-tokens price of summed token columns of ``alias`` (input, output, cache
+    writes 5 min / 1 h, cache read) at ``model_price p``'s normal or long-context rates; the caller
+    applies the fast multiplier and divides by 1e6 (the ``api_request_cost`` formula on sums)."""
+    def rate(kind: str) -> str:
+        return f"p.{'long_' if long else ''}{kind}_per_mtok"
+    return (f"{alias}.input_tokens * {rate('input')} + {alias}.output_tokens * {rate('output')}"
+            f" + {alias}.cache_write_5m_tokens * {rate('cache_write_5m')}"
+            f" + {alias}.cache_write_1h_tokens * {rate('cache_write_1h')}"
+            f" + {alias}.cache_read_tokens * {rate('cache_read')}")
+
 @dataclass
 class Ctx:
     """The range and options one query is compiled for."""
@@ -267,17 +279,10 @@ class Facts:
         rq = self.rq()
         money = join = ""
         if cost:
-            def rate(kind: str, long: bool) -> str:
-                return f"p.{'long_' if long else ''}{kind}_per_mtok"
-
-            def total(long: bool) -> str:
-                return (f"r.input_tokens * {rate('input', long)} + r.output_tokens * {rate('output', long)}"
-                        f" + r.cache_write_5m_tokens * {rate('cache_write_5m', long)}"
-                        f" + r.cache_write_1h_tokens * {rate('cache_write_1h', long)}"
-                        f" + r.cache_read_tokens * {rate('cache_read', long)}")
             money = (f""",
            sum(CASE WHEN p.price_key IS NULL THEN NULL ELSE (
-               CASE WHEN r.long_ctx AND p.long_context_threshold IS NOT NULL THEN {total(True)} ELSE {total(False)} END
+               CASE WHEN r.long_ctx AND p.long_context_threshold IS NOT NULL THEN {summed_tokens_price('r', True)}
+                    ELSE {summed_tokens_price('r', False)} END
                * CASE WHEN r.fast THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6) END) AS cost_usd,
            bool_or(p.price_key IS NULL) AS unpriced""")
             join = "LEFT JOIN model_price p ON p.model = r.model"

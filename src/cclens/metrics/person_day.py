@@ -44,7 +44,7 @@ import time
 from datetime import date, timedelta
 from typing import Any, Iterable
 
-from .facts import CCB, EAB, Ctx, Facts, _srcs
+from .facts import CCB, EAB, Ctx, Facts, _srcs, summed_tokens_price
 
 LAYER_TZ = "UTC"
 TABLES = ("pd_activity", "pd_sessions", "pd_session_day", "pd_tokens", "pd_output", "pd_tools", "pd_active_time",
@@ -85,17 +85,6 @@ def usable(ctx: Ctx, group_by: Iterable[str], filters: dict[str, Any], built: bo
 _RANGE = "day >= $since AND day <= $until"
 
 
-def _rate(kind: str, long: bool) -> str:
-    return f"p.{'long_' if long else ''}{kind}_per_mtok"
-
-
-def _total(long: bool) -> str:
-    return (f"t.input_tokens * {_rate('input', long)} + t.output_tokens * {_rate('output', long)}"
-            f" + t.cache_write_5m_tokens * {_rate('cache_write_5m', long)}"
-            f" + t.cache_write_1h_tokens * {_rate('cache_write_1h', long)}"
-            f" + t.cache_read_tokens * {_rate('cache_read', long)}")
-
-
 class LayerFacts(Facts):
     """:class:`Facts` whose families read the person-day layer. Its rows are already the winners of
     their person-day, so the compiler skips the precedence step (``layer = True``)."""
@@ -131,7 +120,8 @@ class LayerFacts(Facts):
         return self._add("f_cost", f"""
     SELECT t.day, t.person, t.srcs, t.tier, t.model, NULL::VARCHAR AS project,
            CASE WHEN t.tier = 1 THEN t.api_cost_usd WHEN p.price_key IS NULL THEN NULL ELSE (
-               CASE WHEN t.long_ctx AND p.long_context_threshold IS NOT NULL THEN {_total(True)} ELSE {_total(False)} END
+               CASE WHEN t.long_ctx AND p.long_context_threshold IS NOT NULL THEN {summed_tokens_price('t', True)}
+                    ELSE {summed_tokens_price('t', False)} END
                * CASE WHEN t.fast THEN coalesce(p.fast_multiplier, 1) ELSE 1 END / 1e6) END AS cost_usd,
            CASE WHEN t.tier = 3 AND p.price_key IS NULL THEN t.model END AS unpriced_model
     FROM pd_tokens t LEFT JOIN model_price p ON p.model = t.model WHERE t.day >= $since AND t.day <= $until""")
