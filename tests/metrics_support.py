@@ -194,3 +194,16 @@ def build_org(wh, tmp_path: Path) -> None:
 
 
 MARCH = {"since": date(2026, 3, 1), "until": date(2026, 3, 31), "tz": "UTC"}
+
+
+def groupings(dims):
+    """The groupings a path-equivalence test runs for a metric with ``dims``: none, each dimension alone,
+    and team x week and person x day where the metric has them."""
+    dims = list(dims)
+    yield ()
+    for d in dims:
+        yield (d,)
+    if "team" in dims and "week" in dims:
+        yield ("team", "week")
+    if "person" in dims and "day" in dims:
+        yield ("person", "day")

@@ -12,7 +12,7 @@ from cclens.metrics import facts, person_day, rollup
 from cclens.metrics.catalog import METRICS, compile_metric, compute
 from cclens.model.identity import link
 from cclens.model.pricing import bundled_table
-from metrics_support import MARCH, build_org
+from metrics_support import MARCH, build_org, groupings
 
 PRICES = bundled_table()
 RANGES = [(date(2026, 3, 1), date(2026, 3, 31)), (date(2026, 3, 16), date(2026, 3, 31)),
@@ -83,14 +83,7 @@ def _same(wh, monkeypatch, name, group_by=(), **kw):
 
 
 def _groupings(metric):
-    dims = [d for d in metric.dims if d not in ("source", "project")]
-    yield ()
-    for d in dims:
-        yield (d,)
-    if "team" in dims and "week" in dims:
-        yield ("team", "week")
-    if "person" in dims and "day" in dims:
-        yield ("person", "day")
+    return groupings(d for d in metric.dims if d not in ("source", "project"))
 
 
 @pytest.mark.parametrize("since,until", RANGES)

@@ -12,7 +12,7 @@ import pytest
 from cclens.metrics import facts, rollup
 from cclens.metrics.catalog import METRICS, compile_metric, compute, load_modules
 from cclens.model.pricing import bundled_table, load_table
-from metrics_support import MARCH, build_org
+from metrics_support import MARCH, build_org, groupings
 
 PRICES = bundled_table()
 FIXTURE = Path(__file__).parent / "fixtures" / "transcript_main_session.jsonl"
@@ -67,14 +67,7 @@ def org(warehouse, tmp_path):
 
 
 def _groupings(metric):
-    dims = [d for d in metric.dims if d not in ("team",)] if metric.name == "billed_cost" else list(metric.dims)
-    yield ()
-    for d in dims:
-        yield (d,)
-    if "team" in dims and "week" in dims:
-        yield ("team", "week")
-    if "person" in dims and "day" in dims:
-        yield ("person", "day")
+    return groupings(d for d in metric.dims if not (metric.name == "billed_cost" and d == "team"))
 
 
 @pytest.mark.parametrize("tz", ZONES)
