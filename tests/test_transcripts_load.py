@@ -132,3 +132,40 @@ def test_landing_copy_loses_content_but_gains_no_keys(warehouse, tmp_path):
     assert raw["u2"] == '{"type":"z","uuid":"u2","sessionId":"s","keep":{"a":1}}'  # no message/attachment added
     assert raw["u3"] == '{"type":"attachment","uuid":"u3","sessionId":"s","attachment":{"type":"file","path":"/a"}}'
     assert "secret" not in raw["u4"]
+
+
+def test_an_older_warehouse_keeps_its_landing_rows_when_raw_moves_to_zstd(tmp_path):
+    """Migration transcripts v2 rebuilds the landing table from its live definition: same columns, same
+    NOT NULLs, same rows, and the landing copy stored zstd-compressed."""
+    from cclens.warehouse import open_warehouse
+
+    db = tmp_path / "w.duckdb"
+    wh = open_warehouse(db)
+    ingest_paths(wh, [FIXTURE], host="h", include_defaults=False)
+    before = wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key")
+    columns = wh.query("SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+                       "WHERE table_name = 'landing_transcript_line' ORDER BY column_index")
+    # back to the v1 table (default compression) with the same rows, and only v1 recorded
+    from cclens.warehouse.migrations import registered, split_statements
+
+    wh.execute("CREATE TABLE old AS SELECT * FROM landing_transcript_line")
+    wh.execute("DROP TABLE landing_transcript_line")
+    for stmt in split_statements(registered()["transcripts"][0]):
+        wh.execute(stmt)
+    wh.execute("INSERT INTO landing_transcript_line SELECT * FROM old")
+    wh.execute("DROP TABLE old")
+    wh.execute("DELETE FROM schema_migrations WHERE component = 'transcripts' AND version = 2")
+    wh.close()
+
+    wh = open_warehouse(db)  # runs v2 again
+    assert wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key") == before
+    wh.checkpoint()
+    after = wh.query("SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+                     "WHERE table_name = 'landing_transcript_line' ORDER BY column_index")
+    compression = {r["compression"] for r in wh.query(
+        "SELECT DISTINCT compression FROM pragma_storage_info('landing_transcript_line') "
+        "WHERE column_name = 'raw' AND segment_type <> 'VALIDITY'")}
+    wh.close()
+    assert [c["is_nullable"] for c in after if c["column_name"] == "line_key"] == [False]
+    assert len(after) == len(columns) and [c["column_name"] for c in after] == [c["column_name"] for c in columns]
+    assert compression == {"ZSTD"}

@@ -2,6 +2,19 @@
 
 from ..migrations import register
 
+
+def _recompress(wh, table: str, column: str, method: str) -> None:
+    """Rebuild ``table`` with ``column`` stored under compression ``method`` (DuckDB has no ALTER for
+    it): the columns, types and NOT NULLs are read from the live table, so nothing is restated."""
+    cols = wh.query("""SELECT column_name, data_type, is_nullable FROM duckdb_columns()
+                       WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index""", [table])
+    defs = ", ".join(f'"{c["column_name"]}" {c["data_type"]}' + ("" if c["is_nullable"] else " NOT NULL")
+                     + (f" USING COMPRESSION {method}" if c["column_name"] == column else "") for c in cols)
+    wh.execute(f"CREATE TABLE {table}_rebuilt ({defs})")
+    wh.execute(f"INSERT INTO {table}_rebuilt SELECT * FROM {table}")
+    wh.execute(f"DROP TABLE {table}")
+    wh.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+
 register("transcripts", [
     """
     CREATE TABLE IF NOT EXISTS transcript_file (
@@ -44,32 +57,5 @@ register("transcripts", [
     # v2: the landing copy (``raw``, ~70 % of the table) is stored zstd-compressed: a third of the
     # file size of the default string compression and half its commit CPU on a cold ingest
     # (docs/benchmarks.md, Transcripts). Same columns, same rows.
-    """
-    CREATE TABLE landing_transcript_line_v2 (
-        line_key      VARCHAR NOT NULL,
-        host          VARCHAR NOT NULL,
-        path          VARCHAR NOT NULL,
-        generation    INTEGER NOT NULL,
-        byte_offset   BIGINT NOT NULL,
-        byte_length   INTEGER NOT NULL,
-        record_type   VARCHAR,
-        subtype       VARCHAR,
-        session_id    VARCHAR,
-        line_uuid     VARCHAR,
-        ts            TIMESTAMPTZ,
-        agent_id      VARCHAR,
-        is_sidechain  BOOLEAN,
-        cwd           VARCHAR,
-        git_branch    VARCHAR,
-        version       VARCHAR,
-        entrypoint    VARCHAR,
-        prompt_id     VARCHAR,
-        raw           JSON USING COMPRESSION zstd,
-        run_id        VARCHAR,
-        ingested_at   TIMESTAMPTZ NOT NULL
-    );
-    INSERT INTO landing_transcript_line_v2 SELECT * FROM landing_transcript_line;
-    DROP TABLE landing_transcript_line;
-    ALTER TABLE landing_transcript_line_v2 RENAME TO landing_transcript_line;
-    """,
+    lambda wh: _recompress(wh, "landing_transcript_line", "raw", "zstd"),
 ])
