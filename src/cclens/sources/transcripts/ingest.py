@@ -55,10 +55,16 @@ def load_cursors(wh, host: str, paths: list[str] | None = None) -> dict[str, Fil
     if paths is not None:
         sql += " AND path IN (SELECT unnest(?::VARCHAR[]))"
         params.append(paths)
-    con = getattr(wh, "_con", None)  # the engine only: no need for the duckdb package's relation API here
-    rows = con.execute(sql, params).fetchall() if con is not None else \
-        [tuple(r.values()) for r in wh.query(sql, params)]
-    return {r[0]: FileCursor(*r) for r in rows}
+    return {r[0]: FileCursor(*r) for r in _rows(wh, sql, params)}
+
+
+def _rows(wh, sql: str, params: list) -> list[tuple]:
+    """Rows of ``sql`` as tuples: straight from the DuckDB engine on a local warehouse (no need for the
+    duckdb package's relation API), else through ``wh.query``."""
+    con = getattr(wh, "_con", None)
+    if con is not None:
+        return con.execute(sql, params).fetchall()
+    return [tuple(r.values()) for r in wh.query(sql, params)]
 
 
 def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
@@ -93,10 +99,7 @@ def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bo
 def _stored_sizes(wh, host: str) -> dict[str, tuple[int, int]]:
     """``{path: (byte offset, size)}`` of the stored cursors of ``host``."""
     sql = "SELECT path, byte_offset, size FROM transcript_file WHERE host = ?"
-    con = getattr(wh, "_con", None)
-    if con is not None:
-        return {p: (o, s) for p, o, s in con.execute(sql, [host]).fetchall()}
-    return {r["path"]: (r["byte_offset"], r["size"]) for r in wh.query(sql, [host])}
+    return {p: (o, s) for p, o, s in _rows(wh, sql, [host])}
 
 
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
@@ -112,16 +115,15 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
         return stats
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
-    # numpy/pyarrow only once there is something to load
-    from .load import bulk_load, ingest_chunks, prepared
+    from .load import bulk_load, ingest_chunks, prepared  # imported only once there is something to load
 
     total = IngestStats()
     done = 0
     with bulk_load(wh, pending):
-        # The next batch is read and turned into Arrow on another thread while this one loads.
-        for chunks, cursors, size, table in prepared(_read_batches(todo, batch_bytes, errors)):
+        # The next batch is read and split into lines on another thread while this one loads.
+        for chunks, cursors, size, batch in prepared(_read_batches(todo, batch_bytes, errors)):
             total.add(ingest_chunks(wh, chunks, host=host, capture_content=capture_content, cursors=cursors,
-                                    run_id=run_id, batch=table))
+                                    run_id=run_id, batch=batch))
             done += size
             if progress:
                 progress(done, pending)
