@@ -12,7 +12,8 @@ import orjson
 from .files import Chunk, FileCursor, read_new, scan
 from .stats import IngestStats
 
-BATCH_BYTES = 32 * 1024 * 1024  # bytes per transaction; bounds peak memory whatever the corpus size
+BATCH_BYTES = 32 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
+SEGMENT_BYTES = 1024 * 1024 * 1024  # bytes of input per transaction (see ingest_paths)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -104,9 +105,11 @@ def _stored_sizes(wh, host: str) -> dict[str, tuple[int, int]]:
 
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
                  capture_content: bool = False, progress: Progress | None = None,
-                 batch_bytes: int = BATCH_BYTES, found: dict[str, int | OSError] | None = None) -> IngestStats:
+                 batch_bytes: int = BATCH_BYTES, segment_bytes: int = SEGMENT_BYTES,
+                 found: dict[str, int | OSError] | None = None) -> IngestStats:
     """Ingest every new complete line of the transcripts found under ``paths`` (and the default roots
-    when ``include_defaults``). Safe to interrupt at any point: each batch commits with its cursors.
+    when ``include_defaults``). Safe to interrupt at any point: lines commit with their cursors, in
+    transactions of about ``segment_bytes`` of input (batches of ``batch_bytes`` each).
     Files that cannot be read are reported in ``stats.errors`` and skipped. ``found``: see :func:`plan`."""
     todo, pending, errors = plan(wh, paths, host=host, include_defaults=include_defaults, found=found)
     if not todo:
@@ -115,23 +118,49 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
         return stats
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
-    from .load import bulk_load, ingest_chunks, prepared  # imported only once there is something to load
+    from .load import bulk_load, prepared  # imported only once there is something to load
 
     total = IngestStats()
-    done = 0
     with bulk_load(wh, pending):
-        # The next batch is read and split into lines on another thread while this one loads.
-        for chunks, cursors, size, batch in prepared(_read_batches(todo, batch_bytes, errors)):
-            total.add(ingest_chunks(wh, chunks, host=host, capture_content=capture_content, cursors=cursors,
-                                    run_id=run_id, batch=batch))
-            done += size
-            if progress:
-                progress(done, pending)
+        # The next batch is read and scanned on another thread while this one loads.
+        batches = prepared(_read_batches(todo, batch_bytes, errors), capture_content)
+        try:
+            _load_segments(wh, batches, total, host=host, capture_content=capture_content, run_id=run_id,
+                           segment_bytes=segment_bytes, pending=pending, progress=progress)
+        finally:
+            batches.close()  # stops the reader thread if loading failed
     total.files = len(todo)
     total.errors.extend(errors)
     wh.execute("INSERT INTO ingest_run VALUES (?, 'transcripts', ?, ?, ?, ?)",
                [run_id, host, started, datetime.now(timezone.utc), orjson.dumps(total.__dict__).decode()])
     return total
+
+
+def _load_segments(wh, batches, total: IngestStats, *, host: str, capture_content: bool, run_id: str,
+                   segment_bytes: int, pending: int, progress: Progress | None) -> None:
+    """Load ``batches`` (from :func:`~.load.prepared`) into ``total``, committing about every
+    ``segment_bytes`` of input. DuckDB writes the full row groups of a transaction straight to the
+    file, compressed, where many small commits would each go through the write-ahead log first and be
+    compressed at the next checkpoint: about twice the work. A crash loses at most the segment that
+    was loading; its cursors did not advance, so the next run reads it again."""
+    from .load import ingest_chunks
+
+    done = 0
+    more = True
+    while more:
+        more = False
+        segment = 0
+        with wh.transaction():
+            for chunks, cursors, size, batch in batches:
+                total.add(ingest_chunks(wh, chunks, host=host, capture_content=capture_content,
+                                        cursors=cursors, run_id=run_id, batch=batch))
+                done += size
+                segment += size
+                if progress:
+                    progress(done, pending)
+                if segment >= segment_bytes:
+                    more = True
+                    break
 
 
 def refresh(wh, settings, found: dict[str, int | OSError] | None = None) -> IngestStats:

@@ -1,8 +1,8 @@
 """Loading transcript lines into landing and the model, in one transaction per batch.
 
-Python only splits bytes into lines and records offsets (on a reader thread, one batch ahead);
-DuckDB's JSON functions (yyjson, vectorised) parse every line once into the typed envelope below and
-once more to remove content for the landing copy. Per batch:
+Python reads bytes; the scanner (:mod:`.scan`, C) reads every line once, on a reader thread one
+batch ahead, into typed columns and the landing copy without content, which DuckDB reads in place
+(Arrow C stream; nothing is copied and no JSON is parsed again). Per batch:
 
 1. lines that are not UTF-8, not JSON, or not a JSON object go to ``quarantine`` with file and offset;
 2. every other line lands in ``landing_transcript_line`` once per line key (``sessionId:uuid``, or a
@@ -21,48 +21,12 @@ import threading
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Iterator
 
 from ...metrics.rollup import mark_dirty
 from .files import Chunk, FileCursor
+from .scan import STATUS_REASONS, Scanned, scan
 from .stats import IngestStats
-
-# The envelope DuckDB extracts from each line. Unknown keys are ignored here but kept in landing;
-# wrong types become NULL instead of failing the line.
-ENVELOPE = """{
- "type":"VARCHAR","subtype":"VARCHAR","operation":"VARCHAR","uuid":"VARCHAR",
- "sessionId":"VARCHAR","session_id":"VARCHAR","timestamp":"VARCHAR","isSidechain":"BOOLEAN",
- "agentId":"VARCHAR","cwd":"VARCHAR","gitBranch":"VARCHAR","version":"VARCHAR","entrypoint":"VARCHAR",
- "promptId":"VARCHAR","requestId":"VARCHAR","isApiErrorMessage":"BOOLEAN","isMeta":"BOOLEAN",
- "isCompactSummary":"BOOLEAN","attachment":{"type":"VARCHAR"},
- "message":{"id":"VARCHAR","model":"VARCHAR","role":"VARCHAR",
-   "content":[{"type":"VARCHAR","id":"VARCHAR","name":"VARCHAR","tool_use_id":"VARCHAR","is_error":"BOOLEAN"}],
-   "usage":{"input_tokens":"BIGINT","output_tokens":"BIGINT","cache_creation_input_tokens":"BIGINT",
-            "cache_read_input_tokens":"BIGINT","speed":"VARCHAR","service_tier":"VARCHAR",
-            "cache_creation":{"ephemeral_5m_input_tokens":"BIGINT","ephemeral_1h_input_tokens":"BIGINT"}}}
-}"""
-
-# Content fields removed from landing unless content capture is on (prompts, responses, tool
-# inputs and outputs, file contents in attachments). RFC 7386 merge patch: null deletes the key.
-# ``message`` and ``attachment`` are patched inside when they are objects and removed when they are
-# anything else (an unknown shape may be content); a patch never adds a key the line did not have.
-_TOP_PATCH = '"toolUseResult":null,"content":null,"lastPrompt":null,"summary":null,"snapshot":null'
-_MESSAGE_PATCH = '"message":{"content":null}'
-_ATTACHMENT_PATCH = ('"attachment":{"content":null,"stdout":null,"stderr":null,"addedLines":null,'
-                     '"prompt":null,"file":null,"snippet":null}')
-CONTENT_PATCH = "{" + ",".join([_MESSAGE_PATCH, _TOP_PATCH, _ATTACHMENT_PATCH]) + "}"
-
-
-def _content_patch_sql() -> str:
-    """The merge patch for a parsed line ``j``, as a SQL expression choosing one of four constants."""
-    def patch(message: bool, attachment: bool) -> str:
-        parts = [_MESSAGE_PATCH if message else '"message":null', _TOP_PATCH,
-                 _ATTACHMENT_PATCH if attachment else '"attachment":null']
-        return "'{" + ",".join(parts) + "}'"
-    return (f"CASE WHEN j.message IS NOT NULL THEN (CASE WHEN j.attachment IS NOT NULL THEN {patch(True, True)}"
-            f" ELSE {patch(True, False)} END) ELSE (CASE WHEN j.attachment IS NOT NULL THEN {patch(False, True)}"
-            f" ELSE {patch(False, False)} END) END")
-
 
 QUARANTINE_RAW_LIMIT = 4096
 
@@ -96,10 +60,10 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
         wh.checkpoint()
 
 
-def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
-             ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, "Batch"]]:
-    """``batches`` with each batch's input (:func:`batch_input`), produced ahead on a background thread,
-    so reading files and finding lines (which release the GIL) overlap with loading the previous batch
+def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], capture_content: bool = False
+             ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, Scanned]]:
+    """``batches`` with each batch's scan (:func:`~.scan.scan`), produced ahead on a background thread,
+    so reading files and scanning lines (both release the GIL) overlap with loading the previous batch
     in DuckDB. At most three batches are in memory (loading, queued, being read). An error while
     reading is raised here, in order; when the consumer stops, the reader stops too."""
     q: queue.Queue = queue.Queue(maxsize=1)
@@ -109,7 +73,7 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
     def produce() -> None:
         try:
             for chunks, cursors, size in batches:
-                item = (chunks, cursors, size, batch_input(chunks))
+                item = (chunks, cursors, size, scan([c.data for c in chunks], capture_content))
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -142,144 +106,34 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]]
             worker.join(timeout=0.05)
 
 
-# Batches up to this size go to DuckDB as plain lists: no numpy/pyarrow import (~0.17 s of a
-# process's start-up), which is most of the cost of a small incremental update.
-SMALL_BATCH_BYTES = 4 * 1024 * 1024
-
-Batch = Any  # a pyarrow.Table, or for small batches a dict of column name -> list
-
-
-def batch_input(chunks: list[Chunk]) -> Batch:
-    """The lines of ``chunks`` as DuckDB's input (columns path, generation, byte_offset, byte_length,
-    txt, bad_raw): an Arrow table over the read buffers, or plain lists for a small batch."""
-    if sum(len(c.data) for c in chunks) <= SMALL_BATCH_BYTES:
-        return _batch_lists(chunks)
-    return _batch_table(chunks)
-
-
-def _batch_lists(chunks: list[Chunk]) -> dict[str, list]:
-    cols: dict[str, list] = {k: [] for k in ("path", "generation", "byte_offset", "byte_length", "txt", "bad_raw")}
-    for c in chunks:
-        data, start = c.data, 0
-        while start < len(data):
-            end = data.find(b"\n", start)
-            if end < 0:
-                end = len(data)
-            line = data[start:end + 1]  # with its newline, exactly as the Arrow path (line keys hash it)
-            try:
-                txt, bad = line.decode("utf-8"), None
-            except UnicodeDecodeError:
-                txt, bad = None, line.rstrip(b"\n").decode("utf-8", "backslashreplace")
-            cols["path"].append(c.path)
-            cols["generation"].append(c.generation)
-            cols["byte_offset"].append(c.start_offset + start)
-            cols["byte_length"].append(end - start)
-            cols["txt"].append(txt)
-            cols["bad_raw"].append(bad)
-            start = end + 1
-    return cols
-
-
-def _register_input(wh, batch: Batch) -> None:
-    if isinstance(batch, dict):
-        wh.execute("""CREATE OR REPLACE TEMP TABLE _tl_in AS SELECT unnest(?::VARCHAR[]) AS path,
-            unnest(?::INTEGER[]) AS generation, unnest(?::BIGINT[]) AS byte_offset,
-            unnest(?::INTEGER[]) AS byte_length, unnest(?::VARCHAR[]) AS txt, unnest(?::VARCHAR[]) AS bad_raw""",
-                   [batch[k] for k in ("path", "generation", "byte_offset", "byte_length", "txt", "bad_raw")])
-    else:
-        wh.register("_tl_in", batch)
-
-
-def _unregister_input(wh, batch: Batch) -> None:
-    if isinstance(batch, dict):
-        wh.execute("DROP TABLE IF EXISTS _tl_in")
-    else:
-        wh.unregister("_tl_in")
-
-
-def _chunk_arrays(chunk: Chunk) -> dict:
-    """Zero-copy Arrow view of a chunk: one binary value per line (newline included; JSON allows the
-    trailing whitespace), with its byte offset in the file. Finding newlines is numpy's memchr-speed scan."""
-    import numpy as np
-    import pyarrow as pa
-
-    data = chunk.data
-    buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10).astype(np.int64) + 1          # one past each newline
-    starts = np.concatenate(([0], ends[:-1]))
-    n = len(ends)
-    offsets = np.concatenate(([0], ends)).astype(np.int32)
-    lines = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return {
-        "path": pa.array([chunk.path] * n if n < 64 else np.full(n, chunk.path, dtype=object), pa.string()),
-        "generation": pa.array(np.full(n, chunk.generation, dtype=np.int32)),
-        "byte_offset": pa.array(starts + chunk.start_offset),
-        "byte_length": pa.array((ends - starts - 1).astype(np.int32)),
-        "line": lines,
-    }
-
-
-def _batch_table(chunks: Iterable[Chunk]) -> Any:
-    """The lines of ``chunks`` as an Arrow table (path, generation, byte_offset, byte_length, txt, bad_raw).
-
-    ``txt`` is the line as UTF-8 text; a line that is not valid UTF-8 has ``txt`` NULL and its bytes,
-    escaped, in ``bad_raw`` (for the quarantine)."""
-    import pyarrow as pa
-
-    parts = [_chunk_arrays(c) for c in chunks if c.data]
-    if not parts:
-        return pa.table({"path": pa.array([], pa.string()), "generation": pa.array([], pa.int32()),
-                         "byte_offset": pa.array([], pa.int64()), "byte_length": pa.array([], pa.int32()),
-                         "txt": pa.array([], pa.string()), "bad_raw": pa.array([], pa.string())})
-    cols: dict[str, pa.ChunkedArray] = {}
-    for name in ("path", "generation", "byte_offset", "byte_length"):
-        cols[name] = pa.chunked_array([p[name] for p in parts])
-    txt_parts, bad_parts = [], []
-    for p in parts:
-        try:
-            txt_parts.append(p["line"].cast(pa.string()))
-            bad_parts.append(pa.nulls(len(p["line"]), pa.string()))
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            txt, bad = [], []
-            for raw in p["line"].to_pylist():
-                try:
-                    txt.append(raw.decode("utf-8"))
-                    bad.append(None)
-                except UnicodeDecodeError:
-                    txt.append(None)
-                    bad.append(raw.rstrip(b"\n").decode("utf-8", "backslashreplace"))
-            txt_parts.append(pa.array(txt, pa.string()))
-            bad_parts.append(pa.array(bad, pa.string()))
-    cols["txt"] = pa.chunked_array(txt_parts)
-    cols["bad_raw"] = pa.chunked_array(bad_parts)
-    return pa.table(cols)
-
-
 def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
                   cursors: list[FileCursor] | None = None, run_id: str | None = None,
-                  batch: Batch | None = None) -> IngestStats:
+                  batch: Scanned | None = None) -> IngestStats:
     """Land and model ``chunks`` (complete lines from one host) in one transaction.
 
     Idempotent: the same lines ingested again (from the same or another file, by a local ingest or a
     shipper) change nothing. ``cursors``, when given, are stored in ``transcript_file`` in the same
-    transaction; otherwise a cursor is derived from each chunk's end. ``batch`` is the chunks' input
-    (:func:`batch_input`) when the caller already built it (:func:`prepared`).
+    transaction; otherwise a cursor is derived from each chunk's end. ``batch`` is the chunks' scan
+    (:func:`~.scan.scan` of their data, same order, same ``capture_content``) when the caller already
+    has it (:func:`prepared`).
     """
     stats = IngestStats(files=len({c.path for c in chunks}), bytes=sum(len(c.data) for c in chunks))
     run_id = run_id or uuid.uuid4().hex
     now = datetime.now(timezone.utc)
     if batch is None:
-        batch = batch_input(chunks)
-    stats.lines = len(batch["path"]) if isinstance(batch, dict) else batch.num_rows
+        batch = scan([c.data for c in chunks], capture_content)
+    stats.lines = batch.total_lines
     if cursors is None:
         cursors = [FileCursor(path=c.path, file_id=c.file_id, head_hash=c.head_hash, generation=c.generation,
                               size=c.size, offset=c.end_offset, mtime=c.mtime,
                               lines=0) for c in chunks]
-    _register_input(wh, batch)
+    wh.register("_tl_lines", batch.lines)
+    wh.register("_tl_blocks", batch.blocks)
     try:
         with wh.transaction():
-            _parse(wh, capture_content)
-            stats.quarantined = _quarantine(wh, host, run_id)
+            _register_chunks(wh, chunks)
+            _keys(wh)
+            stats.quarantined = _quarantine(wh, chunks, batch, host, run_id)
             stats.new_lines = _land(wh, host, run_id, now)
             stats.new_requests, stats.updated_requests = _model_requests(wh, host, now)
             if stats.new_requests:
@@ -289,95 +143,92 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
             _store_cursors(wh, host, cursors, now)
             _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
     finally:
-        _unregister_input(wh, batch)
+        wh.unregister("_tl_lines")
+        wh.unregister("_tl_blocks")
         _drop_scratch(wh)
     return stats
 
 
+_SCRATCH_TABLES = ("_tl_chunks", "_tl_dup", "_tl_req", "_tl_sessions")
+
+
 def _drop_scratch(wh) -> None:
     wh.execute("DROP VIEW IF EXISTS _tl_new")
-    for name in ("_tl_parsed", "_tl_req", "_tl_sessions"):
+    for name in _SCRATCH_TABLES:
         wh.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _parse(wh, capture_content: bool) -> None:
-    # One pass over the bytes into ``_tl_parsed``: json_valid is a fast validating scan; from_json parses
-    # valid lines once into the envelope; the landing form (content removed), the line key and whether
-    # the line is new (first of its key in the batch and not landed before) are computed in the same
-    # statement, so the batch is materialised once. ``_tl_new`` is a view of the new lines.
-    # Without content capture, content fields are removed; the commit a Bash call made
-    # (toolUseResult.gitOperation, e.g. {"commit": {"sha": "3c76dfa"}}) is an id, not content, and is
-    # put back so that lineage can link sessions to commits exactly (docs/lineage.md).
-    stripped = f"json_merge_patch(txt, {_content_patch_sql()})"
-    raw = "txt" if capture_content else f"""CASE WHEN contains(txt, '"gitOperation"')
-        THEN json_merge_patch({stripped}, json_object('toolUseResult',
-             json_object('gitOperation', json_extract(txt, '$.toolUseResult.gitOperation'))))
-        ELSE {stripped} END"""
-    text = "json_extract_string(txt, '$.message.content')"
-    wh.execute(f"""
-    CREATE OR REPLACE TEMP TABLE _tl_parsed AS
-    SELECT path, generation, byte_offset, byte_length, bad,
-           CASE WHEN bad IS NOT NULL THEN left(coalesce(txt, bad_raw), {QUARANTINE_RAW_LIMIT}) END AS bad_text,
-           j,
-           CASE WHEN bad IS NULL THEN coalesce(j.sessionId, j.session_id, '') || ':' ||
-                CASE WHEN j.uuid IS NULL THEN 'h:' || md5(txt) ELSE j.uuid END END AS line_key,
-           bad IS NULL AS is_new,
-           CASE WHEN bad IS NULL THEN {raw} END AS raw,
-           CASE WHEN j.type = 'user' AND j.message.content IS NULL THEN {text} END AS prompt_text
-    FROM (
-        -- try(from_json(...)) is NULL exactly for text that is not JSON, so the line is parsed once;
-        -- the rare failures are then told apart (blank, not JSON, valid JSON that is not an object).
-        SELECT *, CASE WHEN txt IS NULL THEN 'invalid UTF-8'
-                       WHEN j IS NULL THEN (CASE WHEN trim(txt, ' \t\r\n') = '' THEN 'blank'
-                                            WHEN json_valid(txt) THEN 'not a JSON object' ELSE 'invalid JSON' END)
-                       WHEN NOT starts_with(txt, '{{') AND left(ltrim(txt, ' \t\r\n'), 1) <> '{{' THEN 'not a JSON object'
-                  END AS bad
-        FROM (SELECT *, try(from_json(txt, '{ENVELOPE.replace(chr(10), '')}')) AS j FROM _tl_in)
-    )
-    WHERE bad IS DISTINCT FROM 'blank'
-    """)
-    # New: the first line of its key in the batch, and not landed before. Every valid line starts as
-    # new; only the (rare) repeats are updated, on narrow columns.
+def _register_chunks(wh, chunks: list[Chunk]) -> None:
+    """``_tl_chunks``: where each chunk of the batch comes from (a line's ``chunk`` indexes it)."""
+    wh.execute("""CREATE OR REPLACE TEMP TABLE _tl_chunks AS
+        SELECT unnest(range(?::INTEGER)) AS chunk, unnest(?::VARCHAR[]) AS path,
+               unnest(?::INTEGER[]) AS generation, unnest(?::BIGINT[]) AS start_offset""",
+               [len(chunks), [c.path for c in chunks], [c.generation for c in chunks],
+                [c.start_offset for c in chunks]])
+
+
+def _keys(wh) -> None:
+    # ``_tl_dup``: the valid lines that are not new: a later copy of a key in the batch (file order
+    # decides which is first) or a key landed before. Usually empty, so everything after reads the
+    # scanned lines in one pass filtered by it, with no wide join. ``_tl_new``: the new lines.
     wh.execute("""
-    UPDATE _tl_parsed p SET is_new = false FROM (
-        SELECT path, generation, byte_offset FROM (
-            SELECT path, generation, byte_offset, line_key,
-                   row_number() OVER (PARTITION BY line_key ORDER BY path, generation, byte_offset) AS rn
-            FROM _tl_parsed WHERE bad IS NULL
-        ) k
-        WHERE rn > 1 OR EXISTS (SELECT 1 FROM landing_transcript_line l WHERE l.line_key = k.line_key)
-    ) d
-    WHERE p.path = d.path AND p.generation = d.generation AND p.byte_offset = d.byte_offset
+    CREATE OR REPLACE TEMP TABLE _tl_dup AS
+    SELECT idx FROM (
+        SELECT l.idx, row_number() OVER (PARTITION BY l.line_key
+                                         ORDER BY c.path, c.generation, c.start_offset + l.chunk_offset) AS rn
+        FROM _tl_lines l JOIN _tl_chunks c ON c.chunk = l.chunk
+        WHERE l.status = 0 AND l.line_key IN (
+            SELECT line_key FROM _tl_lines WHERE status = 0 GROUP BY line_key HAVING count(*) > 1)
+    ) WHERE rn > 1
+    UNION
+    SELECT l.idx FROM _tl_lines l
+    WHERE l.status = 0 AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line x)
     """)
-    wh.execute("CREATE OR REPLACE TEMP VIEW _tl_new AS SELECT * FROM _tl_parsed WHERE is_new")
+    wh.execute("""CREATE OR REPLACE TEMP VIEW _tl_new AS
+        SELECT c.path, c.generation, c.start_offset + l.chunk_offset AS byte_offset,
+               try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts,
+               l.* EXCLUDE (chunk, chunk_offset, status, "timestamp")
+        FROM _tl_lines l JOIN _tl_chunks c ON c.chunk = l.chunk
+        WHERE l.status = 0 AND l.idx NOT IN (SELECT idx FROM _tl_dup)""")
 
 
-def _quarantine(wh, host: str, run_id: str) -> int:
-    n = wh.scalar("SELECT count(*) FROM _tl_parsed WHERE bad IS NOT NULL")
-    if n:
-        wh.execute(f"""
-        INSERT INTO quarantine (source, origin, byte_offset, reason, raw, host, run_id)
-        SELECT 'transcripts', path, byte_offset, bad,
-               bad_text, ?, ?
-        FROM _tl_parsed q
-        WHERE bad IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM quarantine x WHERE x.source = 'transcripts' AND x.host = ?
-                          AND x.origin = q.path AND x.byte_offset = q.byte_offset AND x.reason = q.bad)
-        """, [host, run_id, host])
-    return int(n or 0)
+def _quarantine(wh, chunks: list[Chunk], batch: Scanned, host: str, run_id: str) -> int:
+    """Store the lines that are not valid, with their reason and (at most 4 KB of) their text."""
+    bad = batch.bad()
+    if not bad:
+        return 0
+    origin, offset, reason, text = [], [], [], []
+    for _idx, chunk, pos, length, status in bad:
+        c = chunks[chunk]
+        line = bytes(c.data[pos:pos + length])
+        if status == 1:  # not UTF-8: escaped, so the quarantine can show it
+            shown = line.decode("utf-8", "backslashreplace")
+        else:  # as the text reads, newline included (what the reference parser saw)
+            shown = (line + c.data[pos + length:pos + length + 1]).decode("utf-8")
+        origin.append(c.path)
+        offset.append(c.start_offset + pos)
+        reason.append(STATUS_REASONS[status])
+        text.append(shown[:QUARANTINE_RAW_LIMIT])
+    wh.execute("""
+    INSERT INTO quarantine (source, origin, byte_offset, reason, raw, host, run_id)
+    SELECT 'transcripts', q.origin, q.byte_offset, q.reason, q.raw, ?, ?
+    FROM (SELECT unnest(?::VARCHAR[]) AS origin, unnest(?::BIGINT[]) AS byte_offset,
+                 unnest(?::VARCHAR[]) AS reason, unnest(?::VARCHAR[]) AS raw) q
+    WHERE NOT EXISTS (SELECT 1 FROM quarantine x WHERE x.source = 'transcripts' AND x.host = ?
+                      AND x.origin = q.origin AND x.byte_offset = q.byte_offset AND x.reason = q.reason)
+    """, [host, run_id, origin, offset, reason, text, host])
+    return len(bad)
 
 
 def _land(wh, host: str, run_id: str, now: datetime) -> int:
     wh.execute("""
     INSERT INTO landing_transcript_line
-    SELECT line_key, ?, path, generation, byte_offset, byte_length,
-           j.type, coalesce(j.attachment.type, j.subtype, j.operation),
-           coalesce(j.sessionId, j.session_id), j.uuid, try_cast(j.timestamp AS TIMESTAMPTZ),
-           j.agentId, j.isSidechain, j.cwd, j.gitBranch, j.version, j.entrypoint, j.promptId,
-           raw, ?, ?
+    SELECT line_key, ?, path, generation, byte_offset, byte_length, type, subtype, session_id, uuid, ts,
+           agent_id, is_sidechain, cwd, git_branch, version, entrypoint, prompt_id, raw, ?, ?
     FROM _tl_new
     """, [host, run_id, now])
-    return int(wh.scalar("SELECT count(*) FROM _tl_new") or 0)
+    return int(wh.scalar("SELECT count(*) FROM _tl_lines WHERE status = 0") or 0) - \
+        int(wh.scalar("SELECT count(*) FROM _tl_dup") or 0)
 
 
 def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
@@ -385,39 +236,33 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
     # messages. One reply is several lines; keep per request the largest usage, non-sidechain first.
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_req AS
-    SELECT * EXCLUDE (ts, path, byte_offset, rn, first_ts, first_origin),
-           first_ts AS ts, first_origin.p AS path, first_origin.o AS byte_offset
-    FROM (
-        SELECT *, row_number() OVER (PARTITION BY request_key
-                   ORDER BY total DESC, coalesce(is_sidechain, false), ts, path, byte_offset) AS rn,
-               -- Whatever the batching, the request's earliest line gives its ts and its origin, so
-               -- any split of the same lines (local ingest, shipping) ends with the same row.
-               min(ts) OVER (PARTITION BY request_key) AS first_ts,
-               min({'p': path, 'o': byte_offset}) OVER (PARTITION BY request_key) AS first_origin
-        FROM (
-            SELECT coalesce(j.requestId, 'msg:' || j.message.id, 'line:' || line_key) AS request_key,
-                   j.requestId AS request_id, j.message.id AS message_id,
-                   coalesce(j.sessionId, j.session_id) AS session_id, j.agentId AS agent_id,
-                   j.isSidechain AS is_sidechain, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts,
-                   regexp_replace(trim(j.message.model), '\\[[^\\]]*\\]$', '') AS model, j.message.model AS model_raw,
-                   greatest(coalesce(j.message.usage.input_tokens, 0), 0) AS input_tokens,
-                   greatest(coalesce(j.message.usage.output_tokens, 0), 0) AS output_tokens,
-                   greatest(coalesce(j.message.usage.cache_creation_input_tokens, 0), 0) AS cache_creation_tokens,
-                   j.message.usage.cache_creation.ephemeral_5m_input_tokens AS cache_creation_5m_tokens,
-                   j.message.usage.cache_creation.ephemeral_1h_input_tokens AS cache_creation_1h_tokens,
-                   greatest(coalesce(j.message.usage.cache_read_input_tokens, 0), 0) AS cache_read_tokens,
-                   j.message.usage.speed AS speed, j.message.usage.service_tier AS service_tier,
-                   j.cwd AS cwd, j.gitBranch AS git_branch, j.version AS version, j.promptId AS prompt_id,
-                   path, byte_offset,
-                   coalesce(j.message.usage.input_tokens, 0) + coalesce(j.message.usage.output_tokens, 0)
-                     + coalesce(j.message.usage.cache_creation_input_tokens, 0)
-                     + coalesce(j.message.usage.cache_read_input_tokens, 0) AS total
-            FROM _tl_new
-            WHERE j.type = 'assistant' AND j.message.usage IS NOT NULL
-              AND coalesce(j.isApiErrorMessage, false) = false
-              AND coalesce(j.message.model, '') <> '<synthetic>'
-        )
-    ) WHERE rn = 1
+    WITH candidate AS (
+        SELECT idx, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
+               byte_offset, coalesce(is_sidechain, false) AS sidechain,
+               coalesce(input_tokens, 0) + coalesce(output_tokens, 0) + coalesce(cache_creation_tokens, 0)
+                 + coalesce(cache_read_tokens, 0) AS total
+        FROM _tl_new
+        WHERE type = 'assistant' AND has_usage AND NOT coalesce(is_api_error, false)
+          AND coalesce(model, '') <> '<synthetic>'
+    ), best AS (
+        -- The line with the largest usage (non-sidechain first, then the earliest) gives the tokens;
+        -- whatever the batching, the request's earliest line gives its ts and its origin, so any
+        -- split of the same lines (local ingest, shipping) ends with the same row.
+        SELECT request_key,
+               arg_min(idx, (-total, sidechain, coalesce(ts, 'infinity'::TIMESTAMPTZ), path, byte_offset)) AS idx,
+               max(total) AS total, min(ts) AS ts, min({'p': path, 'o': byte_offset}) AS origin
+        FROM candidate GROUP BY request_key
+    )
+    SELECT b.request_key, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain, b.ts,
+           regexp_replace(trim(l.model), '\\[[^\\]]*\\]$', '') AS model, l.model AS model_raw,
+           greatest(coalesce(l.input_tokens, 0), 0) AS input_tokens,
+           greatest(coalesce(l.output_tokens, 0), 0) AS output_tokens,
+           greatest(coalesce(l.cache_creation_tokens, 0), 0) AS cache_creation_tokens,
+           l.cache_creation_5m_tokens, l.cache_creation_1h_tokens,
+           greatest(coalesce(l.cache_read_tokens, 0), 0) AS cache_read_tokens,
+           l.speed, l.service_tier, l.cwd, l.git_branch, l.version, l.prompt_id,
+           b.origin.p AS path, b.origin.o AS byte_offset, b.total
+    FROM best b JOIN _tl_lines l ON l.idx = b.idx
     """)
     # A sidechain replay: the same message under another request id (first one wins).
     wh.execute("""
@@ -493,43 +338,37 @@ def _price_new_models(wh) -> None:
 
 def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
     text = "prompt_text" if capture_content else "NULL"
-    # A prompt is a user line whose content is text (not tool results) and not injected by Claude Code.
+    # A prompt is a user line whose content is text (a string, or blocks none of which is a tool
+    # result) and not injected by Claude Code; its length is known when the content is a string.
     wh.execute(f"""
     INSERT INTO prompt (prompt_id, session_id, ts, host, length, source, text)
     SELECT prompt_id, session_id, ts, ?, length, 'transcripts', text FROM (
-        SELECT coalesce(j.promptId, j.uuid) AS prompt_id, coalesce(j.sessionId, j.session_id) AS session_id,
-               try_cast(j.timestamp AS TIMESTAMPTZ) AS ts,
-               length(prompt_text) AS length, {text} AS text,
-               row_number() OVER (PARTITION BY coalesce(j.promptId, j.uuid) ORDER BY j.timestamp) AS rn
+        SELECT coalesce(prompt_id, uuid) AS prompt_id, session_id, ts, prompt_chars AS length, {text} AS text,
+               row_number() OVER (PARTITION BY coalesce(prompt_id, uuid) ORDER BY ts) AS rn
         FROM _tl_new
-        WHERE j.type = 'user' AND NOT coalesce(j.isMeta, false) AND NOT coalesce(j.isCompactSummary, false)
-          AND coalesce(j.promptId, j.uuid) IS NOT NULL
-          AND (j.message.content IS NULL OR len(list_filter(j.message.content, lambda x: x.type = 'tool_result')) = 0)
-          AND (prompt_text IS NOT NULL OR j.message.content IS NOT NULL)
+        WHERE type = 'user' AND NOT coalesce(is_meta, false) AND NOT coalesce(is_compact_summary, false)
+          AND coalesce(prompt_id, uuid) IS NOT NULL AND content_kind IN (1, 2) AND NOT has_tool_result
     ) n
     WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM prompt p WHERE p.prompt_id = n.prompt_id AND p.source = 'transcripts')
     """, [host])
     wh.execute("""
     INSERT INTO tool_use (tool_use_id, session_id, request_key, agent_id, ts, tool_name, source)
     SELECT tool_use_id, session_id, request_key, agent_id, ts, tool_name, 'transcripts' FROM (
-        SELECT b.id AS tool_use_id, session_id, request_key, agent_id, ts, b.name AS tool_name,
-               row_number() OVER (PARTITION BY b.id ORDER BY ts) AS rn
-        FROM (
-            SELECT unnest(j.message.content) AS b, coalesce(j.sessionId, j.session_id) AS session_id,
-                   coalesce(j.requestId, 'msg:' || j.message.id) AS request_key, j.agentId AS agent_id,
-                   try_cast(j.timestamp AS TIMESTAMPTZ) AS ts
-            FROM _tl_new WHERE j.type = 'assistant' AND j.message.content IS NOT NULL
-        ) WHERE b.type = 'tool_use' AND b.id IS NOT NULL
-    ) n
-    WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM tool_use t WHERE t.tool_use_id = n.tool_use_id AND t.source = 'transcripts')
+        SELECT b.id AS tool_use_id, n.session_id, coalesce(n.request_id, 'msg:' || n.message_id) AS request_key,
+               n.agent_id, n.ts, b.name AS tool_name,
+               row_number() OVER (PARTITION BY b.id ORDER BY n.ts) AS rn
+        FROM _tl_blocks b JOIN _tl_new n ON n.idx = b.line
+        WHERE b.kind = 1 AND n.type = 'assistant' AND b.id IS NOT NULL
+    ) t
+    WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM tool_use u WHERE u.tool_use_id = t.tool_use_id AND u.source = 'transcripts')
     """)
     wh.execute("""
     UPDATE tool_use t SET result_ts = r.ts, is_error = r.is_error
     FROM (
-        SELECT b.tool_use_id, any_value(coalesce(b.is_error, false)) AS is_error, min(ts) AS ts FROM (
-            SELECT unnest(j.message.content) AS b, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts
-            FROM _tl_new WHERE j.type = 'user' AND j.message.content IS NOT NULL
-        ) WHERE b.type = 'tool_result' AND b.tool_use_id IS NOT NULL GROUP BY 1
+        SELECT b.id AS tool_use_id, any_value(coalesce(b.is_error, false)) AS is_error, min(n.ts) AS ts
+        FROM _tl_blocks b JOIN _tl_new n ON n.idx = b.line
+        WHERE b.kind = 2 AND n.type = 'user' AND b.id IS NOT NULL
+        GROUP BY 1
     ) r
     WHERE t.tool_use_id = r.tool_use_id AND t.source = 'transcripts' AND t.result_ts IS NULL
     """)
@@ -538,8 +377,7 @@ def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
 def _rebuild_sessions(wh, now: datetime) -> None:
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_sessions AS
-    SELECT DISTINCT coalesce(j.sessionId, j.session_id) AS session_id FROM _tl_new
-    WHERE coalesce(j.sessionId, j.session_id) IS NOT NULL
+    SELECT DISTINCT session_id FROM _tl_new WHERE session_id IS NOT NULL
     """)
     wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
     wh.execute("""

@@ -1,0 +1,80 @@
+/* Growable columns and their export through the Arrow C stream interface.
+ *
+ * A scan fills two tables (lines, blocks) of typed columns; Python hands each table to DuckDB as an
+ * object with __arrow_c_stream__ (the Arrow PyCapsule interface), so no copy and no pyarrow import.
+ * The buffers belong to one Owner, freed when the last holder (the Python object or an exported
+ * Arrow array that DuckDB still reads) lets go; the count is atomic because DuckDB may release an
+ * array on one of its own threads, without the GIL.
+ */
+#ifndef CCLENS_COLUMNS_H
+#define CCLENS_COLUMNS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} Buf;
+
+int buf_grow(Buf *b, size_t extra);        /* the slow path of buf_reserve */
+void buf_free(Buf *b);
+
+/* Room for `extra` more bytes: 0 on success, -1 when out of memory. */
+static inline int buf_reserve(Buf *b, size_t extra) {
+    return b->len + extra <= b->cap ? 0 : buf_grow(b, extra);
+}
+
+typedef enum { COL_UTF8 = 'u', COL_I64 = 'l', COL_I32 = 'i', COL_I8 = 'c', COL_BOOL = 'b' } ColType;
+
+typedef struct {
+    const char *name;
+    ColType type;
+    int json;          /* exported with the arrow.json extension type (DuckDB reads it as JSON) */
+    int64_t n, nulls;
+    Buf valid;         /* validity bitmap, one bit per row */
+    Buf values;        /* fixed-width values, or the bit-packed booleans */
+    Buf offsets;       /* utf8: int32 offsets, n + 1 of them */
+    Buf data;          /* utf8: the bytes */
+} Column;
+
+typedef struct {
+    Column *cols;
+    int ncols;
+    int64_t n;
+} Table;
+
+/* Appending one value to a column; every call adds exactly one row. 0 on success, -1 on OOM or when
+ * a utf8 column would pass 2 GiB (Arrow's int32 offsets). */
+int col_null(Column *c);
+int col_i64(Column *c, int64_t v);
+int col_i32(Column *c, int32_t v);
+int col_i8(Column *c, int8_t v);
+int col_bool(Column *c, int v);
+int col_str(Column *c, const uint8_t *p, size_t n);
+/* A utf8 value written in place: col_str_begin reserves room for at most `max` bytes and returns
+ * where to write them; col_str_end commits the `n` bytes actually written. */
+uint8_t *col_str_begin(Column *c, size_t max);
+int col_str_end(Column *c, size_t n);
+
+int table_init(Table *t, const char *const *names, const ColType *types, int ncols);
+void table_free(Table *t);
+Column *table_col(Table *t, const char *name);
+
+typedef struct {
+    atomic_long refs;
+    Table tables[2];
+    int ntables;
+} Owner;
+
+Owner *owner_new(void);
+void owner_incref(Owner *o);
+void owner_decref(Owner *o);
+
+struct ArrowArrayStream;
+/* Fill `out` with a stream over table `index` of `o` (which it keeps alive): record batches of
+ * `batch_rows` rows (slices of the same buffers), or the whole table as one when it is 0. */
+int export_stream(Owner *o, int index, int64_t batch_rows, struct ArrowArrayStream *out);
+
+#endif

@@ -1,0 +1,41 @@
+/* One pass over a transcript line: validate it, pick out the envelope fields the model needs and
+ * write the landing copy with content removed. The rules (which fields, which content, how a wrong
+ * type reads) are in cclens/sources/transcripts/scan.py, which also holds the reference
+ * implementation in Python that tests compare this one with. */
+#ifndef CCLENS_ENVELOPE_H
+#define CCLENS_ENVELOPE_H
+
+#include "columns.h"
+
+enum { ST_OK = 0, ST_BAD_UTF8 = 1, ST_BAD_JSON = 2, ST_NOT_OBJECT = 3, ST_BLANK = 4, ST_NOMEM = -1 };
+
+/* Line table columns (the order of LINE_NAMES / LINE_TYPES). */
+enum {
+    L_IDX, L_CHUNK, L_OFFSET, L_LENGTH, L_STATUS,
+    L_TYPE, L_SUBTYPE, L_SESSION, L_UUID, L_TIMESTAMP, L_AGENT, L_CWD, L_BRANCH, L_VERSION, L_ENTRYPOINT,
+    L_PROMPT_ID, L_REQUEST_ID, L_MESSAGE_ID, L_MODEL, L_SPEED, L_TIER,
+    L_SIDECHAIN, L_API_ERROR, L_META, L_COMPACT, L_HAS_USAGE,
+    L_IN, L_OUT, L_CC, L_CR, L_5M, L_1H,
+    L_CONTENT_KIND, L_PROMPT_CHARS, L_HAS_TOOL_RESULT,
+    L_RAW, L_LINE_KEY, L_PROMPT_TEXT,
+    L_NCOLS
+};
+enum { B_LINE, B_KIND, B_ID, B_NAME, B_IS_ERROR, B_NCOLS };
+
+extern const char *const LINE_NAMES[L_NCOLS];
+extern const ColType LINE_TYPES[L_NCOLS];
+extern const char *const BLOCK_NAMES[B_NCOLS];
+extern const ColType BLOCK_TYPES[B_NCOLS];
+
+typedef struct Scanner Scanner;
+
+Scanner *scanner_new(int capture_content);
+void scanner_free(Scanner *s);
+
+/* Scan one line [p, p + n) (without its newline; `has_newline` says whether one follows it in the
+ * data) of chunk `chunk` at file offset `offset`, appending a row to `lines` (and its tool blocks to
+ * `blocks`) unless the line is blank. Returns the line's status (ST_NOMEM when memory ran out). */
+int scan_line(Scanner *s, const uint8_t *p, size_t n, int has_newline, int32_t chunk, int64_t offset,
+              Table *lines, Table *blocks);
+
+#endif

@@ -1,0 +1,337 @@
+/* cclens.sources.transcripts._native: the Python face of the line scanner.
+ *
+ *     scan = _native.scan([data, ...], capture_content)   # bytes-like chunks of whole lines
+ *     scan.lines, scan.blocks     # tables with __arrow_c_stream__ (DuckDB reads them in place)
+ *     scan.bad()                  # [(idx, chunk, byte_offset, byte_length, status), ...]
+ *     scan.total_lines, scan.blank_lines
+ *
+ * The scan runs without the GIL, so a reader thread scans the next batch while DuckDB (which also
+ * releases the GIL) loads this one. See cclens/sources/transcripts/scan.py for the rules.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string.h>
+#include <structmember.h>
+
+#include "arrow_c.h"
+#include "columns.h"
+#include "envelope.h"
+
+#ifndef CCLENS_SOURCE_HASH
+#define CCLENS_SOURCE_HASH "unknown"
+#endif
+
+/* ---- a table view ----------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Owner *owner;
+    int index;
+    Py_ssize_t batch_rows;
+} TableView;
+
+static void stream_capsule_free(PyObject *capsule) {
+    /* Per the Arrow PyCapsule interface: release the stream unless a consumer took it. */
+    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (stream) {
+        if (stream->release)
+            stream->release(stream);
+        PyMem_Free(stream);
+    }
+}
+
+static PyObject *view_arrow_c_stream(TableView *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"requested_schema", NULL};
+    PyObject *requested = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O", kwlist, &requested))
+        return NULL;
+    struct ArrowArrayStream *stream = PyMem_Calloc(1, sizeof *stream);
+    if (!stream)
+        return PyErr_NoMemory();
+    if (export_stream(self->owner, self->index, self->batch_rows, stream)) {
+        PyMem_Free(stream);
+        return PyErr_NoMemory();
+    }
+    PyObject *capsule = PyCapsule_New(stream, "arrow_array_stream", stream_capsule_free);
+    if (!capsule) {
+        stream->release(stream);
+        PyMem_Free(stream);
+    }
+    return capsule;
+}
+
+static PyObject *view_num_rows(TableView *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong(self->owner->tables[self->index].n);
+}
+
+static PyObject *view_column_names(TableView *self, void *closure) {
+    (void)closure;
+    Table *t = &self->owner->tables[self->index];
+    PyObject *names = PyList_New(t->ncols);
+    if (!names)
+        return NULL;
+    for (int i = 0; i < t->ncols; i++) {
+        PyObject *s = PyUnicode_FromString(t->cols[i].name);
+        if (!s) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyList_SET_ITEM(names, i, s);
+    }
+    return names;
+}
+
+static void view_dealloc(TableView *self) {
+    owner_decref(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef view_members[] = {
+    {"batch_rows", T_PYSSIZET, offsetof(TableView, batch_rows), 0,
+     "Rows per record batch of the exported stream (0: one batch). More batches let DuckDB scan in parallel."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMethodDef view_methods[] = {
+    {"__arrow_c_stream__", (PyCFunction)(void (*)(void))view_arrow_c_stream, METH_VARARGS | METH_KEYWORDS,
+     "An Arrow C stream (PyCapsule) of one record batch over this table; the buffers are shared."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef view_getset[] = {
+    {"num_rows", (getter)view_num_rows, NULL, "Rows in the table.", NULL},
+    {"column_names", (getter)view_column_names, NULL, "Column names, in order.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TableViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "cclens.sources.transcripts._native.TableView",
+    .tp_basicsize = sizeof(TableView),
+    .tp_dealloc = (destructor)view_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A scanned table, read by DuckDB through the Arrow PyCapsule interface.",
+    .tp_methods = view_methods,
+    .tp_members = view_members,
+    .tp_getset = view_getset,
+};
+
+/* ---- a scan ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t idx, chunk, length;
+    int64_t offset;
+    int status;
+} BadLine;
+
+typedef struct {
+    PyObject_HEAD
+    Owner *owner;
+    PyObject *lines, *blocks;
+    long long total_lines, blank_lines;
+    BadLine *bad;
+    Py_ssize_t nbad;
+} Scan;
+
+static void scan_dealloc(Scan *self) {
+    Py_XDECREF(self->lines);
+    Py_XDECREF(self->blocks);
+    if (self->owner)
+        owner_decref(self->owner);
+    PyMem_RawFree(self->bad);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *scan_bad(Scan *self, PyObject *unused) {
+    (void)unused;
+    PyObject *out = PyList_New(self->nbad);
+    if (!out)
+        return NULL;
+    for (Py_ssize_t i = 0; i < self->nbad; i++) {
+        BadLine *b = &self->bad[i];
+        PyObject *t = Py_BuildValue("(iiLii)", b->idx, b->chunk, (long long)b->offset, b->length, b->status);
+        if (!t) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, t);
+    }
+    return out;
+}
+
+static PyMethodDef scan_methods[] = {
+    {"bad", (PyCFunction)scan_bad, METH_NOARGS,
+     "Lines that are not valid: [(idx, chunk, byte_offset, byte_length, status)], status 1 = not UTF-8, "
+     "2 = not JSON, 3 = not a JSON object."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *scan_get_lines(Scan *self, void *c) { (void)c; Py_INCREF(self->lines); return self->lines; }
+static PyObject *scan_get_blocks(Scan *self, void *c) { (void)c; Py_INCREF(self->blocks); return self->blocks; }
+static PyObject *scan_get_total(Scan *self, void *c) { (void)c; return PyLong_FromLongLong(self->total_lines); }
+static PyObject *scan_get_blank(Scan *self, void *c) { (void)c; return PyLong_FromLongLong(self->blank_lines); }
+
+static PyGetSetDef scan_getset[] = {
+    {"lines", (getter)scan_get_lines, NULL, "One row per line that is not blank.", NULL},
+    {"blocks", (getter)scan_get_blocks, NULL, "One row per tool_use / tool_result content block.", NULL},
+    {"total_lines", (getter)scan_get_total, NULL, "Lines read, blank ones included.", NULL},
+    {"blank_lines", (getter)scan_get_blank, NULL, "Lines with nothing but whitespace (skipped).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ScanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "cclens.sources.transcripts._native.Scan",
+    .tp_basicsize = sizeof(Scan),
+    .tp_dealloc = (destructor)scan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The result of scan(): the lines and blocks tables and the lines that are not valid.",
+    .tp_methods = scan_methods,
+    .tp_getset = scan_getset,
+};
+
+static PyObject *make_view(Owner *o, int index) {
+    TableView *v = PyObject_New(TableView, &TableViewType);
+    if (!v)
+        return NULL;
+    owner_incref(o);
+    v->owner = o;
+    v->index = index;
+    v->batch_rows = 0;
+    return (PyObject *)v;
+}
+
+/* Scan every chunk, without the GIL. Returns 0, or -1 when memory ran out. */
+static int scan_all(Scan *res, Py_buffer *bufs, Py_ssize_t n, int capture) {
+    Owner *o = res->owner;
+    Table *lines = &o->tables[0], *blocks = &o->tables[1];
+    Scanner *s = scanner_new(capture);
+    size_t cap_bad = 0;
+    int rc = s ? 0 : -1;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        const uint8_t *data = bufs[i].buf, *end = data + bufs[i].len, *p = data;
+        while (p < end) {
+            const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+            const uint8_t *le = nl ? nl : end;
+            int status = scan_line(s, p, (size_t)(le - p), nl != NULL, (int32_t)i, (int64_t)(p - data), lines, blocks);
+            res->total_lines++;
+            if (status == ST_NOMEM) {
+                rc = -1;
+                break;
+            }
+            if (status == ST_BLANK) {
+                res->blank_lines++;
+            } else if (status != ST_OK) {
+                if ((size_t)res->nbad == cap_bad) {
+                    size_t cap = cap_bad ? cap_bad * 2 : 16;
+                    BadLine *grown = PyMem_RawRealloc(res->bad, cap * sizeof *grown);
+                    if (!grown) {
+                        rc = -1;
+                        break;
+                    }
+                    res->bad = grown;
+                    cap_bad = cap;
+                }
+                BadLine *b = &res->bad[res->nbad++];
+                b->idx = (int32_t)(lines->n - 1);
+                b->chunk = (int32_t)i;
+                b->offset = (int64_t)(p - data);
+                b->length = (int32_t)(le - p);
+                b->status = status;
+            }
+            p = nl ? nl + 1 : end;
+        }
+    }
+    scanner_free(s);
+    return rc;
+}
+
+static PyObject *native_scan(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *chunks;
+    int capture = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &chunks, &capture))
+        return NULL;
+    PyObject *seq = PySequence_Fast(chunks, "scan() takes a sequence of bytes-like chunks");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer *bufs = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
+    Scan *res = PyObject_New(Scan, &ScanType);
+    Py_ssize_t got = 0;
+    if (res) {
+        res->owner = NULL;
+        res->lines = res->blocks = NULL;
+        res->total_lines = res->blank_lines = 0;
+        res->bad = NULL;
+        res->nbad = 0;
+    }
+    if (!bufs || !res)
+        goto nomem;
+    for (; got < n; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &bufs[got], PyBUF_SIMPLE))
+            goto fail;
+    }
+    res->owner = owner_new();
+    if (!res->owner)
+        goto nomem;
+    res->owner->ntables = 2;
+    if (table_init(&res->owner->tables[0], LINE_NAMES, LINE_TYPES, L_NCOLS)
+        || table_init(&res->owner->tables[1], BLOCK_NAMES, BLOCK_TYPES, B_NCOLS))
+        goto nomem;
+    res->owner->tables[0].cols[L_RAW].json = 1;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = scan_all(res, bufs, n, capture);
+    Py_END_ALLOW_THREADS
+    if (rc)
+        goto nomem;
+    for (Py_ssize_t i = 0; i < got; i++)
+        PyBuffer_Release(&bufs[i]);
+    PyMem_Free(bufs);
+    Py_DECREF(seq);
+    res->lines = make_view(res->owner, 0);
+    res->blocks = make_view(res->owner, 1);
+    if (!res->lines || !res->blocks) {
+        Py_DECREF(res);
+        return NULL;
+    }
+    return (PyObject *)res;
+nomem:
+    PyErr_NoMemory();
+fail:
+    for (Py_ssize_t i = 0; i < got; i++)
+        PyBuffer_Release(&bufs[i]);
+    PyMem_Free(bufs);
+    Py_XDECREF(res);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyMethodDef native_methods[] = {
+    {"scan", native_scan, METH_VARARGS,
+     "scan(chunks, capture_content=False) -> Scan: validate every line of the chunks (bytes-like, each a "
+     "run of whole lines), read its envelope and write its landing copy. Releases the GIL."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "_native",
+    "The transcript line scanner (C). Rules and the Python reference: cclens.sources.transcripts.scan.",
+    -1, native_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&TableViewType) < 0 || PyType_Ready(&ScanType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&native_module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddStringConstant(m, "SOURCE_HASH", CCLENS_SOURCE_HASH) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

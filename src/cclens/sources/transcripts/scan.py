@@ -1,0 +1,123 @@
+"""Reading transcript lines: one pass per line that validates it, picks out the envelope the model
+needs and writes the landing copy without content.
+
+:func:`scan` runs the C scanner (``native/``, built with the package) when it is there and the Python
+reference implementation (:mod:`.scan_reference`) otherwise; both give the same tables, row for row
+and byte for byte (``tests/test_transcripts_scan.py`` checks it on generated and arbitrary lines).
+
+The rules
+=========
+
+A *line* is the bytes up to a newline (or the end of the chunk). Every line that is not blank gives a
+row of the **lines** table; a blank line (nothing but spaces, tabs and carriage returns) is skipped.
+
+Status (``status``): 0 valid; 1 not UTF-8 (strict: no overlong forms, no surrogates, nothing above
+U+10FFFF; this wins over 2); 2 not JSON (RFC 8259, strict: no trailing commas, no NaN, no comments);
+3 valid JSON that is not an object. Only status 0 rows have the columns below; the others go to the
+quarantine with their bytes.
+
+Fields: first occurrence of a key wins, as in a JSON object lookup. A field read as text is the
+value of a JSON string (escapes decoded; an escaped lone surrogate becomes U+FFFD), or the literal
+text of a number, ``true`` or ``false``; null, an object or an array read as NULL. A field read as a
+boolean is ``true``/``false``, anything else NULL. A token count is an integer literal that fits in
+64 bits, anything else NULL.
+
+======================  ==========================================================================
+column                  from
+======================  ==========================================================================
+type                    ``type`` (text)
+subtype                 ``attachment.type``, else ``subtype``, else ``operation`` (first that reads)
+session_id              ``sessionId``, else ``session_id``
+uuid, timestamp         ``uuid``, ``timestamp`` (text; the timestamp is cast in SQL)
+agent_id, cwd, ...      ``agentId``, ``cwd``, ``gitBranch``, ``version``, ``entrypoint``, ``promptId``,
+                        ``requestId`` (text)
+message_id, model       ``message.id``, ``message.model`` (text)
+is_sidechain, ...       ``isSidechain``, ``isApiErrorMessage``, ``isMeta``, ``isCompactSummary`` (boolean)
+has_usage               ``message.usage`` is an object
+input_tokens, ...       ``message.usage.input_tokens``, ``output_tokens``, ``cache_creation_input_tokens``,
+                        ``cache_read_input_tokens``, ``cache_creation.ephemeral_5m_input_tokens``,
+                        ``cache_creation.ephemeral_1h_input_tokens`` (count); ``speed``,
+                        ``service_tier`` (text)
+content_kind            ``message.content``: 0 absent or null, 1 a string, 2 an array, 3 anything else
+prompt_chars            code points of ``message.content`` when it is a string (an escaped surrogate
+                        pair counts one)
+has_tool_result         ``message.content`` has a block whose ``type`` is ``"tool_result"``
+raw                     the landing copy (below), as JSON
+line_key                ``<session_id>:<uuid>``, or ``<session_id>:h:<md5 of the line, newline included>``
+                        when ``uuid`` reads as NULL (``session_id`` NULL gives an empty one)
+prompt_text             with content capture: ``message.content`` when it is a string
+======================  ==========================================================================
+
+``message``, ``attachment``, ``message.usage`` and ``message.usage.cache_creation`` are read from the
+first member of that name, and only when it is an object. **blocks**: one row per element of an array
+``message.content`` that is an object whose ``type`` is ``"tool_use"`` (``id``, ``name``) or
+``"tool_result"`` (``tool_use_id`` as id, ``is_error``), with the row index of its line.
+
+The landing copy (content capture off): the line's top-level object with these members removed:
+``content``, ``lastPrompt``, ``summary``, ``snapshot``, ``toolUseResult`` (but ``{"gitOperation": X}``
+is kept in its place when it is an object whose first ``gitOperation`` is not null: a commit id, not
+content), ``message`` and ``attachment`` unless they are objects; inside ``message``: ``content``;
+inside ``attachment``: ``content``, ``stdout``, ``stderr``, ``addedLines``, ``prompt``, ``file``,
+``snippet``. The members kept are written as they were (key and value bytes unchanged), in their
+order, separated by ``,`` with no whitespace at the levels rebuilt. With content capture on, the
+landing copy is the line as it is (without its newline).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+STATUS_REASONS = {1: "invalid UTF-8", 2: "invalid JSON", 3: "not a JSON object"}
+
+LINE_COLUMNS = (
+    "idx", "chunk", "chunk_offset", "byte_length", "status",
+    "type", "subtype", "session_id", "uuid", "timestamp", "agent_id", "cwd", "git_branch", "version",
+    "entrypoint", "prompt_id", "request_id", "message_id", "model", "speed", "service_tier",
+    "is_sidechain", "is_api_error", "is_meta", "is_compact_summary", "has_usage",
+    "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
+    "cache_creation_5m_tokens", "cache_creation_1h_tokens",
+    "content_kind", "prompt_chars", "has_tool_result",
+    "raw", "line_key", "prompt_text",
+)
+BLOCK_COLUMNS = ("line", "kind", "id", "name", "is_error")
+BLOCK_TOOL_USE, BLOCK_TOOL_RESULT = 1, 2
+
+
+class Scanned(Protocol):
+    """What :func:`scan` returns. ``lines``/``blocks`` are Arrow-readable tables (they have
+    ``__arrow_c_stream__`` and ``num_rows``) that DuckDB scans in place."""
+
+    lines: Any
+    blocks: Any
+    total_lines: int
+    blank_lines: int
+
+    def bad(self) -> list[tuple[int, int, int, int, int]]:
+        """``(idx, chunk, chunk_offset, byte_length, status)`` of every line whose status is not 0."""
+
+
+def _native_scan():
+    try:
+        from . import _native
+    except ImportError:  # built without a C compiler: the reference implementation does the work
+        return None
+    return _native.scan
+
+
+_NATIVE = _native_scan()
+
+
+def native_available() -> bool:
+    """Whether the C scanner is built and loaded (it is, wherever ``pip install`` could compile it)."""
+    return _NATIVE is not None
+
+
+def scan(chunks: Sequence[bytes], capture_content: bool = False, *, reference: bool = False) -> Scanned:
+    """Scan every line of ``chunks`` (bytes-like, each a run of whole lines of one file). The C scanner
+    releases the GIL, so another thread can scan while DuckDB loads. ``reference`` forces the Python
+    implementation (tests)."""
+    if _NATIVE is not None and not reference:
+        return _NATIVE(chunks, capture_content)
+    from .scan_reference import scan as reference_scan
+
+    return reference_scan(chunks, capture_content)
