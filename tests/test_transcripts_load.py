@@ -1,5 +1,5 @@
 """Loading mechanics of the transcript source: the read-ahead thread, quarantine reasons with a single
-parse per line, batching, and the bulk-load settings being restored."""
+pass per line, batching and segments, and the bulk-load settings being restored."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ def _reader_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "cclens-transcript-reader"]
 
 
-def test_read_ahead_yields_every_batch_in_order_with_its_table():
-    chunks = [[], [], []]  # empty batches still carry cursors; their table has no rows
+def test_read_ahead_yields_every_batch_in_order_with_its_scan():
+    chunks = [[], [], []]  # empty batches still carry cursors; their tables have no rows
     got = list(prepared(iter([(c, [f"cursor{i}"], i) for i, c in enumerate(chunks)])))
-    assert [g[1] for g in got] == [["cursor0"], ["cursor1"], ["cursor2"]]
-    assert all(g[3]["txt"] == [] for g in got)  # small batches are plain lists
+    assert [g[0] for g in got] == [["cursor0"], ["cursor1"], ["cursor2"]]
+    assert [g[1] for g in got] == [0, 1, 2]
+    assert all(g[2].scanned.lines.num_rows == 0 and g[2].quarantine == [] for g in got)
     assert not _reader_threads()
 
 
@@ -32,7 +33,7 @@ def test_read_ahead_raises_a_reading_error_in_the_consumer():
         raise OSError("disk went away")
 
     it = prepared(batches())
-    assert next(it)[1] == ["c0"]
+    assert next(it)[0] == ["c0"]
     with pytest.raises(OSError, match="disk went away"):
         next(it)
     assert not _reader_threads()
@@ -91,31 +92,49 @@ def test_small_batches_give_the_same_result_and_settings_are_restored(warehouse,
         len([x for x in FIXTURE.read_bytes().splitlines() if x.strip()])
 
 
-def test_small_and_large_batches_give_identical_input(tmp_path):
-    """Small batches go to DuckDB as lists, large ones as Arrow; line keys hash the text, so both must
-    produce exactly the same rows (a line seen once in each form must land once)."""
-    from cclens.sources.transcripts.files import read_new
-    from cclens.sources.transcripts.load import _batch_lists, _batch_table
+def _tables(wh) -> dict[str, list]:
+    """Every transcript-fed table, ordered, without the columns that say when or in which run."""
+    return {
+        "landing": wh.query("SELECT * EXCLUDE (run_id, ingested_at) FROM landing_transcript_line ORDER BY line_key"),
+        "api_request": wh.query("SELECT * EXCLUDE (updated_at) FROM api_request ORDER BY request_key"),
+        "session": wh.query("SELECT * EXCLUDE (updated_at) FROM session ORDER BY session_id"),
+        "prompt": wh.query("SELECT * FROM prompt ORDER BY prompt_id"),
+        "tool_use": wh.query("SELECT * FROM tool_use ORDER BY tool_use_id"),
+        "quarantine": wh.query("SELECT source, origin, byte_offset, reason, raw FROM quarantine ORDER BY origin, byte_offset"),
+    }
 
-    f = tmp_path / "s.jsonl"
-    f.write_bytes(FIXTURE.read_bytes() + b'{"a":\n' + b"\xff\xfe x\n" + b"\n" + b"42\n" + b'{"type":"x"}\r\n')
-    chunk, _ = read_new(f, None)
-    lists = _batch_lists([chunk])
-    assert _batch_table([chunk]).to_pylist() == [dict(zip(lists, row)) for row in zip(*lists.values())]
+
+def test_any_batching_gives_the_same_warehouse(tmp_path):
+    """Batches (what is read and scanned at a time) and segments (what commits together) are only
+    performance knobs: one big segment, many small segments and one-file batches end identical."""
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import open_warehouse
+
+    generate(tmp_path / "projects", target_bytes=400_000, seed=11, days=3)
+    results = []
+    for name, kw in {"one segment": {}, "small batches": {"batch_bytes": 20_000},
+                     "small segments": {"batch_bytes": 20_000, "segment_bytes": 50_000}}.items():
+        wh = open_warehouse(tmp_path / f"{name}.duckdb")
+        stats = ingest_paths(wh, [tmp_path / "projects"], host="h", include_defaults=False, **kw)
+        results.append((stats.new_lines, stats.new_requests, stats.quarantined, _tables(wh)))
+        wh.close()
+    assert results[0][3]["api_request"] and results[0][3]["tool_use"] and results[0][3]["quarantine"]
+    assert results[1] == results[0] and results[2] == results[0]
 
 
-def test_a_line_without_uuid_lands_once_whichever_batch_form_reads_it(warehouse, tmp_path, monkeypatch):
-    from cclens.sources.transcripts import load
+def test_a_line_without_uuid_lands_once_from_any_file_and_run(warehouse, tmp_path):
+    """Its key is the hash of the line: the same line in two files, read in one run or in two, lands once."""
+    import hashlib
 
     line = b'{"type":"summary","summary":"s","leafUuid":"x","sessionId":"s1"}\n'
-    a, b = tmp_path / "a" / "s.jsonl", tmp_path / "b" / "s.jsonl"
-    for f in (a, b):
+    files = [tmp_path / d / "s.jsonl" for d in ("a", "b", "c")]
+    for f in files:
         f.parent.mkdir()
         f.write_bytes(line)
-    ingest_paths(warehouse, [a], host="h", include_defaults=False)           # lists
-    monkeypatch.setattr(load, "SMALL_BATCH_BYTES", 0)
-    ingest_paths(warehouse, [b], host="h", include_defaults=False)           # Arrow
-    assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line") == 1
+    ingest_paths(warehouse, files[:2], host="h", include_defaults=False)   # two copies in one batch
+    ingest_paths(warehouse, files[2:], host="h", include_defaults=False)   # and one in a later run
+    rows = warehouse.query("SELECT line_key, path FROM landing_transcript_line")
+    assert rows == [{"line_key": "s1:h:" + hashlib.md5(line).hexdigest(), "path": str(files[0])}]
 
 
 def test_landing_copy_loses_content_but_gains_no_keys(warehouse, tmp_path):

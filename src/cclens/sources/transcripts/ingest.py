@@ -138,29 +138,31 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
 
 def _load_segments(wh, batches, total: IngestStats, *, host: str, capture_content: bool, run_id: str,
                    segment_bytes: int, pending: int, progress: Progress | None) -> None:
-    """Load ``batches`` (from :func:`~.load.prepared`) into ``total``, committing about every
-    ``segment_bytes`` of input. DuckDB writes the full row groups of a transaction straight to the
-    file, compressed, where many small commits would each go through the write-ahead log first and be
-    compressed at the next checkpoint: about twice the work. A crash loses at most the segment that
-    was loading; its cursors did not advance, so the next run reads it again."""
-    from .load import ingest_chunks
+    """Load ``batches`` (from :func:`~.load.prepared`) into ``total``, one transaction per segment of
+    about ``segment_bytes`` of input (:class:`~.load.Segment`). DuckDB writes the full row groups of a
+    transaction straight to the file, compressed, where many small commits would each go through the
+    write-ahead log first and be compressed at the next checkpoint: about twice the work. A crash
+    loses at most the segment that was loading; its cursors did not advance, so the next run reads it
+    again."""
+    from .load import Segment
 
     done = 0
     more = True
     while more:
         more = False
-        segment = 0
+        size_in_segment = 0
         with wh.transaction():
-            for chunks, cursors, size, batch in batches:
-                total.add(ingest_chunks(wh, chunks, host=host, capture_content=capture_content,
-                                        cursors=cursors, run_id=run_id, batch=batch))
+            segment = Segment(wh, host=host, capture_content=capture_content, run_id=run_id)
+            for cursors, size, batch in batches:
+                segment.add(batch, cursors)
                 done += size
-                segment += size
+                size_in_segment += size
                 if progress:
                     progress(done, pending)
-                if segment >= segment_bytes:
+                if size_in_segment >= segment_bytes:
                     more = True
                     break
+            total.add(segment.finish())
 
 
 def refresh(wh, settings, found: dict[str, int | OSError] | None = None) -> IngestStats:

@@ -20,6 +20,7 @@ import queue
 import threading
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -60,12 +61,41 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
         wh.checkpoint()
 
 
+@dataclass
+class ScannedBatch:
+    """A batch after the scan: the tables DuckDB reads, where each chunk came from, and the lines that
+    are not valid, ready for the quarantine. It no longer holds the chunks' bytes."""
+
+    scanned: Scanned
+    quarantine: list[tuple[str, int, str, str]]  # (path, byte offset, reason, first 4 KB as text)
+    files: int
+    bytes: int
+
+
+def scan_batch(chunks: list[Chunk], capture_content: bool = False) -> ScannedBatch:
+    """Scan ``chunks`` (:func:`~.scan.scan`) and take out what the load needs of their bytes."""
+    scanned = scan([c.data for c in chunks], capture_content,
+                   [(c.path, c.generation, c.start_offset) for c in chunks])
+    quarantine = []
+    for _idx, chunk, pos, length, status in scanned.bad():
+        c = chunks[chunk]
+        line = bytes(c.data[pos:pos + length])
+        if status == 1:  # not UTF-8: escaped, so the quarantine can show it
+            shown = line.decode("utf-8", "backslashreplace")
+        else:  # the text with its newline, as the line reads
+            shown = (line + c.data[pos + length:pos + length + 1]).decode("utf-8")
+        quarantine.append((c.path, c.start_offset + pos, STATUS_REASONS[status], shown[:QUARANTINE_RAW_LIMIT]))
+    return ScannedBatch(scanned=scanned, quarantine=quarantine, files=len({c.path for c in chunks}),
+                        bytes=sum(len(c.data) for c in chunks))
+
+
 def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], capture_content: bool = False
-             ) -> Iterator[tuple[list[Chunk], list[FileCursor], int, Scanned]]:
-    """``batches`` with each batch's scan (:func:`~.scan.scan`), produced ahead on a background thread,
-    so reading files and scanning lines (both release the GIL) overlap with loading the previous batch
-    in DuckDB. At most three batches are in memory (loading, queued, being read). An error while
-    reading is raised here, in order; when the consumer stops, the reader stops too."""
+             ) -> Iterator[tuple[list[FileCursor], int, ScannedBatch]]:
+    """``batches`` scanned (:func:`scan_batch`) ahead on a background thread, so reading files and
+    scanning lines (both release the GIL) overlap with loading the previous batch in DuckDB. A batch's
+    bytes are let go once it is scanned; at most two scanned batches wait (loading, queued) while the
+    next is read. An error while reading is raised here, in order; when the consumer stops, the reader
+    stops too."""
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     end = object()
@@ -73,7 +103,8 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], captu
     def produce() -> None:
         try:
             for chunks, cursors, size in batches:
-                item = (chunks, cursors, size, scan([c.data for c in chunks], capture_content))
+                item = (cursors, size, scan_batch(chunks, capture_content))
+                del chunks
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -107,49 +138,77 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], captu
 
 
 def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
-                  cursors: list[FileCursor] | None = None, run_id: str | None = None,
-                  batch: Scanned | None = None) -> IngestStats:
+                  cursors: list[FileCursor] | None = None, run_id: str | None = None) -> IngestStats:
     """Land and model ``chunks`` (complete lines from one host) in one transaction.
 
     Idempotent: the same lines ingested again (from the same or another file, by a local ingest or a
     shipper) change nothing. ``cursors``, when given, are stored in ``transcript_file`` in the same
-    transaction; otherwise a cursor is derived from each chunk's end. ``batch`` is the chunks' scan
-    (:func:`~.scan.scan` of their data, same order, same ``capture_content``) when the caller already
-    has it (:func:`prepared`).
+    transaction; otherwise a cursor is derived from each chunk's end.
     """
-    stats = IngestStats(files=len({c.path for c in chunks}), bytes=sum(len(c.data) for c in chunks))
-    run_id = run_id or uuid.uuid4().hex
-    now = datetime.now(timezone.utc)
-    if batch is None:
-        batch = scan([c.data for c in chunks], capture_content)
-    stats.lines = batch.total_lines
     if cursors is None:
         cursors = [FileCursor(path=c.path, file_id=c.file_id, head_hash=c.head_hash, generation=c.generation,
                               size=c.size, offset=c.end_offset, mtime=c.mtime,
                               lines=0) for c in chunks]
-    wh.register("_tl_lines", batch.lines)
-    wh.register("_tl_blocks", batch.blocks)
-    try:
-        with wh.transaction():
-            _register_chunks(wh, chunks)
-            _keys(wh)
-            stats.quarantined = _quarantine(wh, chunks, batch, host, run_id)
-            stats.new_lines = _land(wh, host, run_id, now)
-            stats.new_requests, stats.updated_requests = _model_requests(wh, host, now)
-            if stats.new_requests:
-                _price_new_models(wh)
-            _model_prompts_and_tools(wh, host, capture_content)
-            _rebuild_sessions(wh, now)
-            _store_cursors(wh, host, cursors, now)
-            _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
-    finally:
-        wh.unregister("_tl_lines")
-        wh.unregister("_tl_blocks")
+    batch = scan_batch(chunks, capture_content)
+    with wh.transaction():
+        segment = Segment(wh, host=host, capture_content=capture_content, run_id=run_id)
+        segment.add(batch, cursors)
+        return segment.finish()
+
+
+class Segment:
+    """Batches loaded in one transaction (the caller's): each batch lands as it comes and leaves its
+    new lines, without their landing copy, in a staging table; :meth:`finish` models them all at once
+    and stores the cursors. Modelling once per segment instead of once per batch runs each model
+    statement once over all the lines, where most of a statement's cost on a batch was fixed."""
+
+    def __init__(self, wh, *, host: str, capture_content: bool, run_id: str | None = None):
+        self.wh = wh
+        self.host = host
+        self.capture_content = capture_content
+        self.run_id = run_id or uuid.uuid4().hex
+        self.now = datetime.now(timezone.utc)
+        self.stats = IngestStats()
+        self.cursors: list[FileCursor] = []
+        self.batches = 0
         _drop_scratch(wh)
-    return stats
+
+    def add(self, batch: ScannedBatch, cursors: list[FileCursor]) -> None:
+        """Quarantine and land one scanned batch, and stage its new lines for :meth:`finish`."""
+        wh, scanned = self.wh, batch.scanned
+        self.stats.add(IngestStats(files=batch.files, bytes=batch.bytes, lines=scanned.total_lines))
+        self.cursors.extend(cursors)
+        wh.register("_tl_lines", scanned.lines)
+        wh.register("_tl_blocks", scanned.blocks)
+        try:
+            _keys(wh)
+            self.stats.quarantined += _quarantine(wh, batch.quarantine, self.host, self.run_id)
+            self.stats.new_lines += _land(wh, self.host, self.run_id, self.now)
+            _stage(wh, first=self.batches == 0, seq_base=self.batches << 32)
+        finally:
+            wh.unregister("_tl_lines")
+            wh.unregister("_tl_blocks")
+            wh.execute("DROP VIEW IF EXISTS _tl_new")
+            wh.execute("DROP TABLE IF EXISTS _tl_dup")
+        self.batches += 1
+
+    def finish(self) -> IngestStats:
+        """Model the staged lines (requests, prompts, tool uses, sessions) and store the cursors."""
+        wh = self.wh
+        try:
+            if self.batches:
+                self.stats.new_requests, self.stats.updated_requests = _model_requests(wh, self.host, self.now)
+                if self.stats.new_requests:
+                    _price_new_models(wh)
+                _model_prompts_and_tools(wh, self.host, self.capture_content)
+                _rebuild_sessions(wh, self.now)
+            _store_cursors(wh, self.host, self.cursors, self.now)
+        finally:
+            _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
+        return self.stats
 
 
-_SCRATCH_TABLES = ("_tl_chunks", "_tl_dup", "_tl_req", "_tl_sessions")
+_SCRATCH_TABLES = ("_tl_dup", "_tl_stage", "_tl_stage_blocks", "_tl_req", "_tl_sessions")
 
 
 def _drop_scratch(wh) -> None:
@@ -158,57 +217,55 @@ def _drop_scratch(wh) -> None:
         wh.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _register_chunks(wh, chunks: list[Chunk]) -> None:
-    """``_tl_chunks``: where each chunk of the batch comes from (a line's ``chunk`` indexes it)."""
-    wh.execute("""CREATE OR REPLACE TEMP TABLE _tl_chunks AS
-        SELECT unnest(range(?::INTEGER)) AS chunk, unnest(?::VARCHAR[]) AS path,
-               unnest(?::INTEGER[]) AS generation, unnest(?::BIGINT[]) AS start_offset""",
-               [len(chunks), [c.path for c in chunks], [c.generation for c in chunks],
-                [c.start_offset for c in chunks]])
-
-
 def _keys(wh) -> None:
     # ``_tl_dup``: the valid lines that are not new: a later copy of a key in the batch (file order
-    # decides which is first) or a key landed before. Usually empty, so everything after reads the
-    # scanned lines in one pass filtered by it, with no wide join. ``_tl_new``: the new lines.
+    # decides which is first) or a key landed before (in an earlier batch of this transaction too).
+    # Usually empty, so everything after reads the scanned lines in one pass filtered by it, with no
+    # wide join. ``_tl_new``: the new lines.
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_dup AS
     SELECT idx FROM (
-        SELECT l.idx, row_number() OVER (PARTITION BY l.line_key
-                                         ORDER BY c.path, c.generation, c.start_offset + l.chunk_offset) AS rn
-        FROM _tl_lines l JOIN _tl_chunks c ON c.chunk = l.chunk
+        SELECT l.idx, row_number() OVER (PARTITION BY l.line_key ORDER BY l.path, l.generation, l.byte_offset) AS rn
+        FROM _tl_lines l
         WHERE l.status = 0 AND l.line_key IN (
             SELECT line_key FROM _tl_lines WHERE status = 0 GROUP BY line_key HAVING count(*) > 1)
     ) WHERE rn > 1
     UNION
+    -- A line key starts with its session, so only landed lines of the batch's sessions can match:
+    -- filtering on the session first keeps this from hashing every key ever landed.
     SELECT l.idx FROM _tl_lines l
-    WHERE l.status = 0 AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line x)
+    WHERE l.status = 0 AND l.line_key IN (
+        SELECT x.line_key FROM landing_transcript_line x
+        WHERE coalesce(x.session_id, '') IN (SELECT DISTINCT coalesce(session_id, '') FROM _tl_lines WHERE status = 0))
     """)
     wh.execute("""CREATE OR REPLACE TEMP VIEW _tl_new AS
-        SELECT c.path, c.generation, c.start_offset + l.chunk_offset AS byte_offset,
-               try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts,
-               l.* EXCLUDE (chunk, chunk_offset, status, "timestamp")
-        FROM _tl_lines l JOIN _tl_chunks c ON c.chunk = l.chunk
+        SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts, l.* EXCLUDE (chunk, chunk_offset, status, "timestamp")
+        FROM _tl_lines l
         WHERE l.status = 0 AND l.idx NOT IN (SELECT idx FROM _tl_dup)""")
 
 
-def _quarantine(wh, chunks: list[Chunk], batch: Scanned, host: str, run_id: str) -> int:
-    """Store the lines that are not valid, with their reason and (at most 4 KB of) their text."""
-    bad = batch.bad()
-    if not bad:
+# The columns of a new line the model reads (everything but the landing copy).
+_STAGE_COLUMNS = """ts, line_key, path, generation, byte_offset, type, session_id, uuid, agent_id, cwd, git_branch,
+    version, entrypoint, prompt_id, request_id, message_id, model, speed, service_tier, is_sidechain, is_api_error,
+    is_meta, is_compact_summary, has_usage, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+    cache_creation_5m_tokens, cache_creation_1h_tokens, content_kind, prompt_chars, has_tool_result, prompt_text"""
+
+
+def _stage(wh, *, first: bool, seq_base: int) -> None:
+    """Append the batch's new lines (``_tl_stage``, ``seq`` unique in the segment) and its tool blocks
+    (``_tl_stage_blocks``, joined to their staged line by ``seq`` when the segment is modelled, which
+    also leaves out the blocks of lines that were not new)."""
+    make = "CREATE TEMP TABLE {} AS" if first else "INSERT INTO {}"
+    wh.execute(make.format("_tl_stage") + f" SELECT {seq_base}::BIGINT + idx AS seq, {_STAGE_COLUMNS} FROM _tl_new")
+    wh.execute(make.format("_tl_stage_blocks") + f"""
+        SELECT {seq_base}::BIGINT + line AS seq, kind, id, name, is_error FROM _tl_blocks""")
+
+
+def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: str) -> int:
+    """Store the lines that are not valid (:class:`ScannedBatch`), each once per file, offset and reason."""
+    if not rows:
         return 0
-    origin, offset, reason, text = [], [], [], []
-    for _idx, chunk, pos, length, status in bad:
-        c = chunks[chunk]
-        line = bytes(c.data[pos:pos + length])
-        if status == 1:  # not UTF-8: escaped, so the quarantine can show it
-            shown = line.decode("utf-8", "backslashreplace")
-        else:  # as the text reads, newline included (what the reference parser saw)
-            shown = (line + c.data[pos + length:pos + length + 1]).decode("utf-8")
-        origin.append(c.path)
-        offset.append(c.start_offset + pos)
-        reason.append(STATUS_REASONS[status])
-        text.append(shown[:QUARANTINE_RAW_LIMIT])
+    origin, offset, reason, text = (list(col) for col in zip(*rows))
     wh.execute("""
     INSERT INTO quarantine (source, origin, byte_offset, reason, raw, host, run_id)
     SELECT 'transcripts', q.origin, q.byte_offset, q.reason, q.raw, ?, ?
@@ -217,7 +274,7 @@ def _quarantine(wh, chunks: list[Chunk], batch: Scanned, host: str, run_id: str)
     WHERE NOT EXISTS (SELECT 1 FROM quarantine x WHERE x.source = 'transcripts' AND x.host = ?
                       AND x.origin = q.origin AND x.byte_offset = q.byte_offset AND x.reason = q.reason)
     """, [host, run_id, origin, offset, reason, text, host])
-    return len(bad)
+    return len(rows)
 
 
 def _land(wh, host: str, run_id: str, now: datetime) -> int:
@@ -237,11 +294,11 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_req AS
     WITH candidate AS (
-        SELECT idx, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
+        SELECT seq, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
                byte_offset, coalesce(is_sidechain, false) AS sidechain,
                coalesce(input_tokens, 0) + coalesce(output_tokens, 0) + coalesce(cache_creation_tokens, 0)
                  + coalesce(cache_read_tokens, 0) AS total
-        FROM _tl_new
+        FROM _tl_stage
         WHERE type = 'assistant' AND has_usage AND NOT coalesce(is_api_error, false)
           AND coalesce(model, '') <> '<synthetic>'
     ), best AS (
@@ -249,7 +306,7 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
         -- whatever the batching, the request's earliest line gives its ts and its origin, so any
         -- split of the same lines (local ingest, shipping) ends with the same row.
         SELECT request_key,
-               arg_min(idx, (-total, sidechain, coalesce(ts, 'infinity'::TIMESTAMPTZ), path, byte_offset)) AS idx,
+               arg_min(seq, (-total, sidechain, coalesce(ts, 'infinity'::TIMESTAMPTZ), path, byte_offset)) AS seq,
                max(total) AS total, min(ts) AS ts, min({'p': path, 'o': byte_offset}) AS origin
         FROM candidate GROUP BY request_key
     )
@@ -262,7 +319,7 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
            greatest(coalesce(l.cache_read_tokens, 0), 0) AS cache_read_tokens,
            l.speed, l.service_tier, l.cwd, l.git_branch, l.version, l.prompt_id,
            b.origin.p AS path, b.origin.o AS byte_offset, b.total
-    FROM best b JOIN _tl_lines l ON l.idx = b.idx
+    FROM best b JOIN _tl_stage l ON l.seq = b.seq
     """)
     # A sidechain replay: the same message under another request id (first one wins).
     wh.execute("""
@@ -345,7 +402,7 @@ def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
     SELECT prompt_id, session_id, ts, ?, length, 'transcripts', text FROM (
         SELECT coalesce(prompt_id, uuid) AS prompt_id, session_id, ts, prompt_chars AS length, {text} AS text,
                row_number() OVER (PARTITION BY coalesce(prompt_id, uuid) ORDER BY ts) AS rn
-        FROM _tl_new
+        FROM _tl_stage
         WHERE type = 'user' AND NOT coalesce(is_meta, false) AND NOT coalesce(is_compact_summary, false)
           AND coalesce(prompt_id, uuid) IS NOT NULL AND content_kind IN (1, 2) AND NOT has_tool_result
     ) n
@@ -355,9 +412,8 @@ def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
     INSERT INTO tool_use (tool_use_id, session_id, request_key, agent_id, ts, tool_name, source)
     SELECT tool_use_id, session_id, request_key, agent_id, ts, tool_name, 'transcripts' FROM (
         SELECT b.id AS tool_use_id, n.session_id, coalesce(n.request_id, 'msg:' || n.message_id) AS request_key,
-               n.agent_id, n.ts, b.name AS tool_name,
-               row_number() OVER (PARTITION BY b.id ORDER BY n.ts) AS rn
-        FROM _tl_blocks b JOIN _tl_new n ON n.idx = b.line
+               n.agent_id, n.ts, b.name AS tool_name, row_number() OVER (PARTITION BY b.id ORDER BY n.ts) AS rn
+        FROM _tl_stage_blocks b JOIN _tl_stage n ON n.seq = b.seq
         WHERE b.kind = 1 AND n.type = 'assistant' AND b.id IS NOT NULL
     ) t
     WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM tool_use u WHERE u.tool_use_id = t.tool_use_id AND u.source = 'transcripts')
@@ -366,7 +422,7 @@ def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
     UPDATE tool_use t SET result_ts = r.ts, is_error = r.is_error
     FROM (
         SELECT b.id AS tool_use_id, any_value(coalesce(b.is_error, false)) AS is_error, min(n.ts) AS ts
-        FROM _tl_blocks b JOIN _tl_new n ON n.idx = b.line
+        FROM _tl_stage_blocks b JOIN _tl_stage n ON n.seq = b.seq
         WHERE b.kind = 2 AND n.type = 'user' AND b.id IS NOT NULL
         GROUP BY 1
     ) r
@@ -377,7 +433,7 @@ def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
 def _rebuild_sessions(wh, now: datetime) -> None:
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_sessions AS
-    SELECT DISTINCT session_id FROM _tl_new WHERE session_id IS NOT NULL
+    SELECT DISTINCT session_id FROM _tl_stage WHERE session_id IS NOT NULL
     """)
     wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
     wh.execute("""

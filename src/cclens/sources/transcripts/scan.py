@@ -11,7 +11,9 @@ The rules
 A *line* is the bytes up to a newline (or the end of the chunk). Every line that is not blank gives a
 row of the **lines** table; a blank line (nothing but spaces, tabs and carriage returns) is skipped.
 
-Status (``status``): 0 valid; 1 not UTF-8 (strict: no overlong forms, no surrogates, nothing above
+Every row has ``idx`` (its row number), ``chunk`` and ``chunk_offset`` (which chunk, where in it),
+``byte_length`` (without the newline), ``path``, ``generation`` and ``byte_offset`` (from the chunk's
+origin, see :func:`scan`) and ``status``: 0 valid; 1 not UTF-8 (strict: no overlong forms, no surrogates, nothing above
 U+10FFFF; this wins over 2); 2 not JSON (RFC 8259, strict: no trailing commas, no NaN, no comments);
 3 valid JSON that is not an object. Only status 0 rows have the columns below; the others go to the
 quarantine with their bytes.
@@ -70,7 +72,7 @@ from typing import Any, Protocol, Sequence
 STATUS_REASONS = {1: "invalid UTF-8", 2: "invalid JSON", 3: "not a JSON object"}
 
 LINE_COLUMNS = (
-    "idx", "chunk", "chunk_offset", "byte_length", "status",
+    "idx", "chunk", "chunk_offset", "byte_length", "status", "path", "generation", "byte_offset",
     "type", "subtype", "session_id", "uuid", "timestamp", "agent_id", "cwd", "git_branch", "version",
     "entrypoint", "prompt_id", "request_id", "message_id", "model", "speed", "service_tier",
     "is_sidechain", "is_api_error", "is_meta", "is_compact_summary", "has_usage",
@@ -112,12 +114,15 @@ def native_available() -> bool:
     return _NATIVE is not None
 
 
-def scan(chunks: Sequence[bytes], capture_content: bool = False, *, reference: bool = False) -> Scanned:
-    """Scan every line of ``chunks`` (bytes-like, each a run of whole lines of one file). The C scanner
-    releases the GIL, so another thread can scan while DuckDB loads. ``reference`` forces the Python
-    implementation (tests)."""
+def scan(chunks: Sequence[bytes], capture_content: bool = False,
+         origins: Sequence[tuple[str, int, int]] | None = None, *, reference: bool = False) -> Scanned:
+    """Scan every line of ``chunks`` (bytes-like, each a run of whole lines of one file). ``origins``:
+    one ``(path, generation, start_offset)`` per chunk, which fill the ``path``, ``generation`` and
+    ``byte_offset`` (in the file) columns; without them those are NULL, 0 and the offset in the chunk.
+    The C scanner releases the GIL, so another thread can scan while DuckDB loads. ``reference``
+    forces the Python implementation (tests)."""
     if _NATIVE is not None and not reference:
-        return _NATIVE(chunks, capture_content)
+        return _NATIVE(chunks, capture_content, origins)
     from .scan_reference import scan as reference_scan
 
-    return reference_scan(chunks, capture_content)
+    return reference_scan(chunks, capture_content, origins)

@@ -8,7 +8,7 @@
 #include "md5.h"
 
 const char *const LINE_NAMES[L_NCOLS] = {
-    "idx", "chunk", "chunk_offset", "byte_length", "status",
+    "idx", "chunk", "chunk_offset", "byte_length", "status", "path", "generation", "byte_offset",
     "type", "subtype", "session_id", "uuid", "timestamp", "agent_id", "cwd", "git_branch", "version",
     "entrypoint", "prompt_id", "request_id", "message_id", "model", "speed", "service_tier",
     "is_sidechain", "is_api_error", "is_meta", "is_compact_summary", "has_usage",
@@ -18,7 +18,7 @@ const char *const LINE_NAMES[L_NCOLS] = {
     "raw", "line_key", "prompt_text",
 };
 const ColType LINE_TYPES[L_NCOLS] = {
-    COL_I32, COL_I32, COL_I64, COL_I32, COL_I8,
+    COL_I32, COL_I32, COL_I64, COL_I32, COL_I8, COL_UTF8, COL_I32, COL_I64,
     COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8,
     COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8, COL_UTF8,
     COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL,
@@ -619,11 +619,13 @@ static int put_int(Column *col, const Val *v) {
 }
 
 static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t n, int has_newline,
-                   int32_t chunk, int64_t offset, Table *blocks) {
+                   int32_t chunk, int64_t offset, const Origin *o, Table *blocks) {
     Column *c = t->cols;
     int32_t idx = (int32_t)t->n;
     int rc = col_i32(&c[L_IDX], idx) | col_i32(&c[L_CHUNK], chunk) | col_i64(&c[L_OFFSET], offset)
-             | col_i32(&c[L_LENGTH], (int32_t)n) | col_i8(&c[L_STATUS], (int8_t)status);
+             | col_i32(&c[L_LENGTH], (int32_t)n) | col_i8(&c[L_STATUS], (int8_t)status)
+             | (o->path ? col_str(&c[L_PATH], (const uint8_t *)o->path, o->path_len) : col_null(&c[L_PATH]))
+             | col_i32(&c[L_GENERATION], o->generation) | col_i64(&c[L_BYTE_OFFSET], o->start + offset);
     if (status != ST_OK) {
         for (int i = L_TYPE; i < L_NCOLS; i++)
             rc |= col_null(&c[i]);
@@ -746,12 +748,12 @@ static int classify(Scanner *s, const uint8_t *line, const uint8_t *e) {
 }
 
 int scan_line(Scanner *s, const uint8_t *p, size_t n, int has_newline, int32_t chunk, int64_t offset,
-              Table *lines, Table *blocks) {
+              const Origin *origin, Table *lines, Table *blocks) {
     s->oom = 0;
     int status = classify(s, p, p + n);
     if (status == ST_BLANK || status == ST_NOMEM)
         return status;
-    if (put_row(s, lines, status, p, n, has_newline, chunk, offset, blocks))
+    if (put_row(s, lines, status, p, n, has_newline, chunk, offset, origin, blocks))
         return ST_NOMEM;
     return status;
 }

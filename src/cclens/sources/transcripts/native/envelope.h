@@ -11,7 +11,7 @@ enum { ST_OK = 0, ST_BAD_UTF8 = 1, ST_BAD_JSON = 2, ST_NOT_OBJECT = 3, ST_BLANK 
 
 /* Line table columns (the order of LINE_NAMES / LINE_TYPES). */
 enum {
-    L_IDX, L_CHUNK, L_OFFSET, L_LENGTH, L_STATUS,
+    L_IDX, L_CHUNK, L_OFFSET, L_LENGTH, L_STATUS, L_PATH, L_GENERATION, L_BYTE_OFFSET,
     L_TYPE, L_SUBTYPE, L_SESSION, L_UUID, L_TIMESTAMP, L_AGENT, L_CWD, L_BRANCH, L_VERSION, L_ENTRYPOINT,
     L_PROMPT_ID, L_REQUEST_ID, L_MESSAGE_ID, L_MODEL, L_SPEED, L_TIER,
     L_SIDECHAIN, L_API_ERROR, L_META, L_COMPACT, L_HAS_USAGE,
@@ -32,10 +32,18 @@ typedef struct Scanner Scanner;
 Scanner *scanner_new(int capture_content);
 void scanner_free(Scanner *s);
 
+/* Where a chunk's lines come from: its file (UTF-8, may be NULL), generation and byte offset. */
+typedef struct {
+    const char *path;
+    size_t path_len;
+    int32_t generation;
+    int64_t start;
+} Origin;
+
 /* Scan one line [p, p + n) (without its newline; `has_newline` says whether one follows it in the
- * data) of chunk `chunk` at file offset `offset`, appending a row to `lines` (and its tool blocks to
+ * data) of chunk `chunk`, `offset` bytes into it, appending a row to `lines` (and its tool blocks to
  * `blocks`) unless the line is blank. Returns the line's status (ST_NOMEM when memory ran out). */
 int scan_line(Scanner *s, const uint8_t *p, size_t n, int has_newline, int32_t chunk, int64_t offset,
-              Table *lines, Table *blocks);
+              const Origin *origin, Table *lines, Table *blocks);
 
 #endif

@@ -1,6 +1,6 @@
 /* cclens.sources.transcripts._native: the Python face of the line scanner.
  *
- *     scan = _native.scan([data, ...], capture_content)   # bytes-like chunks of whole lines
+ *     scan = _native.scan([data, ...], capture_content, origins)   # bytes-like chunks of whole lines
  *     scan.lines, scan.blocks     # tables with __arrow_c_stream__ (DuckDB reads them in place)
  *     scan.bad()                  # [(idx, chunk, byte_offset, byte_length, status), ...]
  *     scan.total_lines, scan.blank_lines
@@ -204,7 +204,7 @@ static PyObject *make_view(Owner *o, int index) {
 }
 
 /* Scan every chunk, without the GIL. Returns 0, or -1 when memory ran out. */
-static int scan_all(Scan *res, Py_buffer *bufs, Py_ssize_t n, int capture) {
+static int scan_all(Scan *res, Py_buffer *bufs, const Origin *origins, Py_ssize_t n, int capture) {
     Owner *o = res->owner;
     Table *lines = &o->tables[0], *blocks = &o->tables[1];
     Scanner *s = scanner_new(capture);
@@ -215,7 +215,8 @@ static int scan_all(Scan *res, Py_buffer *bufs, Py_ssize_t n, int capture) {
         while (p < end) {
             const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
             const uint8_t *le = nl ? nl : end;
-            int status = scan_line(s, p, (size_t)(le - p), nl != NULL, (int32_t)i, (int64_t)(p - data), lines, blocks);
+            int status = scan_line(s, p, (size_t)(le - p), nl != NULL, (int32_t)i, (int64_t)(p - data), &origins[i],
+                                   lines, blocks);
             res->total_lines++;
             if (status == ST_NOMEM) {
                 rc = -1;
@@ -248,16 +249,58 @@ static int scan_all(Scan *res, Py_buffer *bufs, Py_ssize_t n, int capture) {
     return rc;
 }
 
-static PyObject *native_scan(PyObject *module, PyObject *args) {
+/* Fill origins[i] from the i-th (path, generation, start_offset) tuple of `seq` (NULL: no origins).
+ * The path's UTF-8 stays valid while `seq` (which holds the str) lives. */
+static int read_origins(PyObject *given, Py_ssize_t n, Origin *origins, PyObject **keep) {
+    if (given == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(given, "origins must be a sequence of (path, generation, start_offset)");
+    if (!seq)
+        return -1;
+    *keep = seq;
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_SetString(PyExc_ValueError, "one origin per chunk");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *path;
+        int generation;
+        long long start;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "UiL", &path, &generation, &start))
+            return -1;
+        Py_ssize_t len;
+        origins[i].path = PyUnicode_AsUTF8AndSize(path, &len);
+        if (!origins[i].path)
+            return -1;
+        origins[i].path_len = (size_t)len;
+        origins[i].generation = generation;
+        origins[i].start = start;
+    }
+    return 0;
+}
+
+static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs) {
     (void)module;
-    PyObject *chunks;
+    static char *kwlist[] = {"chunks", "capture_content", "origins", NULL};
+    PyObject *chunks, *given_origins = Py_None, *keep_origins = NULL;
     int capture = 0;
-    if (!PyArg_ParseTuple(args, "O|p", &chunks, &capture))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO", kwlist, &chunks, &capture, &given_origins))
         return NULL;
     PyObject *seq = PySequence_Fast(chunks, "scan() takes a sequence of bytes-like chunks");
     if (!seq)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Origin *origins = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Origin));
+    if (!origins) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    if (read_origins(given_origins, n, origins, &keep_origins)) {
+        PyMem_Free(origins);
+        Py_XDECREF(keep_origins);
+        Py_DECREF(seq);
+        return NULL;
+    }
     Py_buffer *bufs = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
     Scan *res = PyObject_New(Scan, &ScanType);
     Py_ssize_t got = 0;
@@ -284,13 +327,15 @@ static PyObject *native_scan(PyObject *module, PyObject *args) {
     res->owner->tables[0].cols[L_RAW].json = 1;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan_all(res, bufs, n, capture);
+    rc = scan_all(res, bufs, origins, n, capture);
     Py_END_ALLOW_THREADS
     if (rc)
         goto nomem;
     for (Py_ssize_t i = 0; i < got; i++)
         PyBuffer_Release(&bufs[i]);
     PyMem_Free(bufs);
+    PyMem_Free(origins);
+    Py_XDECREF(keep_origins);
     Py_DECREF(seq);
     res->lines = make_view(res->owner, 0);
     res->blocks = make_view(res->owner, 1);
@@ -305,15 +350,19 @@ fail:
     for (Py_ssize_t i = 0; i < got; i++)
         PyBuffer_Release(&bufs[i]);
     PyMem_Free(bufs);
+    PyMem_Free(origins);
+    Py_XDECREF(keep_origins);
     Py_XDECREF(res);
     Py_DECREF(seq);
     return NULL;
 }
 
 static PyMethodDef native_methods[] = {
-    {"scan", native_scan, METH_VARARGS,
-     "scan(chunks, capture_content=False) -> Scan: validate every line of the chunks (bytes-like, each a "
-     "run of whole lines), read its envelope and write its landing copy. Releases the GIL."},
+    {"scan", (PyCFunction)(void (*)(void))native_scan, METH_VARARGS | METH_KEYWORDS,
+     "scan(chunks, capture_content=False, origins=None) -> Scan: validate every line of the chunks "
+     "(bytes-like, each a run of whole lines), read its envelope and write its landing copy. origins: one "
+     "(path, generation, start_offset) per chunk, giving the path, generation and byte_offset columns "
+     "(else NULL, 0 and the offset in the chunk). Releases the GIL."},
     {NULL, NULL, 0, NULL},
 };
 
