@@ -331,3 +331,21 @@ def test_light_ingest_errors_are_one_line(tmp_path, capsys):
     rc = main(["--db", str(tmp_path / "not-a-dir" / "wh.duckdb"), "ingest", "transcripts", "-q"])
     err = capsys.readouterr().err
     assert rc != 0 and err.startswith("error: ") and err.count("\n") == 1 and "not-a-dir" in err
+
+
+def test_settings_load_without_socket_or_tomllib(tmp_path):
+    """Loading the settings imports neither socket.py nor tomllib when there is no file to read, and the
+    default host is still socket.gethostname(); with a file, it is read as before."""
+    code = ("import sys, json\nfrom cclens.config import load_settings\ns = load_settings()\n"
+            "loaded = {m: m in sys.modules for m in ('socket', 'tomllib')}\nimport socket\n"
+            "print(json.dumps([loaded, s.host == socket.gethostname(), str(s.db)]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "CCLENS_CONFIG"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
+    loaded, same_host, _ = json.loads(proc.stdout)
+    assert loaded == {"socket": False, "tomllib": False} and same_host
+    (tmp_path / "cclens.toml").write_text('db = "/x/from-toml.duckdb"\n')
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
+    loaded, same_host, db = json.loads(proc.stdout)
+    assert loaded["tomllib"] and same_host and db == "/x/from-toml.duckdb"
