@@ -27,8 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .usage_report import PERIOD_KEYS
-
 if TYPE_CHECKING:
     from .context import AppState
 
@@ -60,6 +58,8 @@ def _global_options(args: list[str]) -> tuple[dict[str, Any], int] | None:
 
 def parse(args: list[str]) -> dict[str, Any] | None:
     """The options of a light ``report`` line, or None when Typer must handle it."""
+    from .usage_report import PERIOD_KEYS  # (and its renderers: not needed by an ingest)
+
     start = _global_options(args)
     if start is None:
         return None
