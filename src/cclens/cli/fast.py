@@ -229,8 +229,8 @@ def stderr_console() -> Any:
 def _rich_plain_width() -> int | None:
     """The width ``Console(stderr=True)`` would wrap at when it would print plain text (no colour, no
     live display), or None when it would not, or when this module does not replicate the case
-    (Windows, Jupyter, a forced interactive mode, a zero width). Follows Rich 13-15: ``is_terminal``,
-    ``is_interactive`` and ``size``."""
+    (Windows, Jupyter, a forced interactive mode, a zero width). Follows Rich 15's ``Console.is_terminal``,
+    ``is_interactive`` and ``size``; tests/test_startup_output.py checks it against the installed Rich."""
     env = os.environ
     if sys.platform == "win32" or hasattr(builtins, "get_ipython") or "TTY_INTERACTIVE" in env:
         return None
@@ -255,8 +255,8 @@ def _rich_plain_width() -> int | None:
     return 80
 
 
-# Text Rich prints as it is (bar wrapping): printable ASCII and the middle dot, no markup tag ("[")
-# and nothing its emoji codes could replace (":name:").
+# Text Rich prints as it is but for the wrapping: printable ASCII and the middle dot, no markup tag
+# ("[") and nothing its emoji codes could replace (":name:").
 _PLAIN_TEXT = re.compile(r"[ -Z\\\]^-~·]*")
 _EMOJI_CODE = re.compile(r":\S*?:")
 _WORD = re.compile(r"\s*\S+\s*")
