@@ -239,3 +239,113 @@ def test_reports_through_a_server_equal_the_file_and_skip_arrow(tmp_path, isolat
             assert rc == 0
             assert out == expected, args
             assert modules == {"cclens.client": True, "pyarrow": False, "httpx2": False}, args
+
+
+def test_ingest_transcripts_imports_nothing_heavy(tmp_path, isolated_env):
+    """`cclens ingest transcripts` with nothing new: no Typer, no pydantic, and no Rich unless a bar can
+    be drawn (stderr is a pipe here, with and without -q); the summary is Rich's text all the same."""
+    db = str(tmp_path / "wh.duckdb")
+    light = ("typer", "pydantic", "rich", "click")
+    for extra in (["-q"], []):
+        rc, modules, _ = _run_in_child(["--db", db, "ingest", "transcripts", *extra], tmp_path, light)
+        assert rc == 0
+        assert {m for m, loaded in modules.items() if loaded} == set(), extra
+    copy_fixture("transcript_main_session.jsonl", isolated_env / ".claude" / "projects" / "p" / "s.jsonl")
+    env = {**os.environ, "COLUMNS": "60"}
+    proc = subprocess.run([sys.executable, "-m", "cclens.cli", "--db", db, "ingest", "transcripts"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import io
+
+    from rich.console import Console
+
+    rich = Console(file=io.StringIO(), width=60)  # what the Rich console printed (after the bar's blank line)
+    rich.print("files 1 · bytes 14,006 · lines 19 · new lines 19 · new requests 3 · updated requests 0 · "
+               "quarantined 0")
+    assert proc.stderr == "\n" + rich.file.getvalue()
+    assert proc.stderr.count("\n") == 3  # wrapped at 60 columns, as Rich wraps
+
+
+INGEST_FAST_LINES = [
+    ["ingest", "transcripts"],
+    ["ingest", "transcripts", "-q"],
+    ["--db", "x.duckdb", "ingest", "transcripts", "a.jsonl", "-q", "sub/dir", "--quiet"],
+    ["--db=x.duckdb", "ingest", "transcripts", "--quiet", "./b c.jsonl", "a.jsonl", "a.jsonl"],
+    ["--server", "http://127.0.0.1:9", "ingest", "transcripts", "a.jsonl"],  # through a server: ship()
+    ["--server=http://127.0.0.1:9", "--db", "y.duckdb", "ingest", "transcripts", "-q"],
+]
+INGEST_TYPER_LINES = [
+    ["ingest", "transcripts", "--help"], ["ingest", "transcripts", "-h"], ["ingest", "transcripts", "--bogus"],
+    ["ingest", "transcripts", "--", "-x.jsonl"], ["ingest", "transcripts", "-qq"], ["ingest", "transcripts", ""],
+    ["ingest", "transcripts", "--quiet=1"], ["ingest", "transcripts", "-"], ["ingest"], ["ingest", "otel"],
+    ["ingest", "transcripts", "a.jsonl", "--db", "x"], ["--db", "ingest", "transcripts"],
+]
+
+
+@pytest.mark.parametrize("args", INGEST_FAST_LINES)
+def test_light_ingest_calls_the_library_exactly_as_typer_does(args, monkeypatch, capsys):
+    """Every ingest line the light parser takes reaches ingest_paths (or ship, through a server) with the
+    arguments the Typer command gives it, and prints the same."""
+    import cclens.ship
+    import cclens.sources.transcripts as transcripts
+    from cclens.cli import fast, main
+    from cclens.ship import ShipStats
+    from cclens.sources.transcripts import IngestStats
+
+    calls = []
+
+    def ingest_paths(wh, paths, **kwargs):
+        calls.append(("ingest_paths", wh.path, paths, kwargs))
+        return IngestStats(files=2, bytes=12345, lines=7, new_lines=3, errors=["/x/y.jsonl: Permission denied"])
+
+    def ship(*args, **kwargs):
+        calls.append(("ship", args, kwargs))
+        return ShipStats()
+
+    monkeypatch.setattr(transcripts, "ingest_paths", ingest_paths)
+    monkeypatch.setattr(cclens.ship, "ship", ship)
+    assert fast.parse_ingest(args) is not None
+    assert main(args) == 0
+    light = capsys.readouterr()
+    monkeypatch.setattr(fast, "run", lambda _args: False)  # the same line through Typer
+    assert main(args) == 0
+    typer_out = capsys.readouterr()
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert calls[0][0] == ("ship" if "http://127.0.0.1:9" in " ".join(args) else "ingest_paths")
+    assert [type(v) for v in calls[0][2]] == [type(v) for v in calls[1][2]]
+    assert (light.out, light.err) == (typer_out.out, typer_out.err)
+    assert light.err.count("files 2 · bytes 12,345") == 1 or "through cclens serve" in light.err
+
+
+@pytest.mark.parametrize("args", INGEST_TYPER_LINES)
+def test_other_ingest_lines_go_to_typer(args):
+    from cclens.cli import fast
+
+    assert fast.parse_ingest(args) is None
+
+
+def test_light_ingest_errors_are_one_line(tmp_path, capsys):
+    from cclens.cli import main
+
+    (tmp_path / "not-a-dir").write_text("")
+    rc = main(["--db", str(tmp_path / "not-a-dir" / "wh.duckdb"), "ingest", "transcripts", "-q"])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.startswith("error: ") and err.count("\n") == 1 and "not-a-dir" in err
+
+
+def test_settings_load_without_socket_or_tomllib(tmp_path):
+    """Loading the settings imports neither socket.py nor tomllib when there is no file to read, and the
+    default host is still socket.gethostname(); with a file, it is read as before."""
+    code = ("import sys, json\nfrom cclens.config import load_settings\ns = load_settings()\n"
+            "loaded = {m: m in sys.modules for m in ('socket', 'tomllib')}\nimport socket\n"
+            "print(json.dumps([loaded, s.host == socket.gethostname(), str(s.db)]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "CCLENS_CONFIG"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
+    loaded, same_host, _ = json.loads(proc.stdout)
+    assert loaded == {"socket": False, "tomllib": False} and same_host
+    (tmp_path / "cclens.toml").write_text('db = "/x/from-toml.duckdb"\n')
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
+    loaded, same_host, db = json.loads(proc.stdout)
+    assert loaded["tomllib"] and same_host and db == "/x/from-toml.duckdb"

@@ -8,8 +8,15 @@ the largest usage any source reported for the request. Cost is not stored: the v
 so a price-table refresh re-prices history; a model with no price has ``cost_usd`` NULL (unpriced).
 """
 
-from ...model.pricing import COST_SELECT
 from ..migrations import register
+
+
+def _cost_view(wh) -> None:
+    """The view over model_price; reports use the same COST_SELECT over an inline price CTE."""
+    from ...model.pricing import COST_SELECT  # imported when the migration runs, not at every open
+
+    wh.execute("CREATE OR REPLACE VIEW api_request_cost AS " + COST_SELECT)
+
 
 register("model", [
     """
@@ -104,6 +111,5 @@ register("model", [
         table_version           VARCHAR
     );
     """,
-    # the view over model_price; reports use the same COST_SELECT over an inline price CTE
-    lambda wh: wh.execute("CREATE OR REPLACE VIEW api_request_cost AS " + COST_SELECT),
+    _cost_view,
 ])
