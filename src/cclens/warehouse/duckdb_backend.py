@@ -69,8 +69,9 @@ class DuckDBWarehouse:
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """The first column of the first row, or None."""
         with self._lock:
-            row = self._run(sql, params).fetchone()
-            return row[0] if row else None
+            # fetchall, not fetchone: a result left unfinished blocks register() on this connection
+            rows = self._run(sql, params).fetchall()
+            return rows[0][0] if rows else None
 
     def append(self, table: str, data: Any) -> int:
         """Insert an Arrow table by column name (missing columns take their defaults)."""

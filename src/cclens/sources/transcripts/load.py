@@ -172,6 +172,10 @@ class Segment:
         self.cursors: list[FileCursor] = []
         self.batches = 0
         _drop_scratch(wh)
+        # Lines without a session share the key prefix ':'; landed ones from before can only be found
+        # by looking, which is needed only if there are any.
+        self.sessionless_landed = wh.scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM landing_transcript_line WHERE session_id IS NULL LIMIT 1)") > 0
 
     def add(self, batch: ScannedBatch, cursors: list[FileCursor]) -> None:
         """Quarantine and land one scanned batch, and stage its new lines for :meth:`finish`."""
@@ -181,15 +185,18 @@ class Segment:
         wh.register("_tl_lines", scanned.lines)
         wh.register("_tl_blocks", scanned.blocks)
         try:
-            _keys(wh)
+            if self.batches == 0:
+                _create_stage(wh)
+            _keys(wh, self.sessionless_landed)
             self.stats.quarantined += _quarantine(wh, batch.quarantine, self.host, self.run_id)
             self.stats.new_lines += _land(wh, self.host, self.run_id, self.now)
-            _stage(wh, first=self.batches == 0, seq_base=self.batches << 32)
+            _stage(wh, seq_base=self.batches << 32)
         finally:
             wh.unregister("_tl_lines")
             wh.unregister("_tl_blocks")
             wh.execute("DROP VIEW IF EXISTS _tl_new")
             wh.execute("DROP TABLE IF EXISTS _tl_dup")
+            wh.execute("DROP TABLE IF EXISTS _tl_prior")
         self.batches += 1
 
     def finish(self) -> IngestStats:
@@ -208,7 +215,7 @@ class Segment:
         return self.stats
 
 
-_SCRATCH_TABLES = ("_tl_dup", "_tl_stage", "_tl_stage_blocks", "_tl_req", "_tl_sessions")
+_SCRATCH_TABLES = ("_tl_dup", "_tl_prior", "_tl_stage", "_tl_stage_blocks", "_tl_req", "_tl_sessions")
 
 
 def _drop_scratch(wh) -> None:
@@ -217,12 +224,31 @@ def _drop_scratch(wh) -> None:
         wh.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _keys(wh) -> None:
-    # ``_tl_dup``: the valid lines that are not new: a later copy of a key in the batch (file order
-    # decides which is first) or a key landed before (in an earlier batch of this transaction too).
-    # Usually empty, so everything after reads the scanned lines in one pass filtered by it, with no
-    # wide join. ``_tl_new``: the new lines.
+def _keys(wh, sessionless_landed: bool) -> None:
+    """``_tl_dup``: the valid lines of the batch that are not new, and ``_tl_new``: those that are.
+
+    Not new: a later copy of a key in the batch (file order decides which is first), a key staged by
+    an earlier batch of this segment, or a key landed by an earlier transaction. A line key starts
+    with its session, and every session with landed lines has its ``session`` row (both commit in
+    the same transaction), so landing is searched only for the batch's sessions that have one (and
+    for lines without a session, if any such landed): a cold ingest never reads landing back, and an
+    update reads only the sessions it appends to. ``_tl_dup`` is usually empty, so what follows reads
+    the scanned lines in one pass filtered by it, with no wide join."""
     wh.execute("""
+    CREATE OR REPLACE TEMP TABLE _tl_prior AS
+    SELECT DISTINCT coalesce(l.session_id, '') AS session FROM _tl_lines l
+    WHERE l.status = 0 AND (l.session_id IN (SELECT session_id FROM session)
+                            OR (l.session_id IS NULL AND ?))
+    """, [sessionless_landed])
+    landed = ""
+    if wh.scalar("SELECT count(*) FROM _tl_prior"):
+        landed = """
+    UNION
+    SELECT l.idx FROM _tl_lines l
+    WHERE l.status = 0 AND coalesce(l.session_id, '') IN (SELECT session FROM _tl_prior) AND l.line_key IN (
+        SELECT x.line_key FROM landing_transcript_line x
+        WHERE coalesce(x.session_id, '') IN (SELECT session FROM _tl_prior))"""
+    wh.execute(f"""
     CREATE OR REPLACE TEMP TABLE _tl_dup AS
     SELECT idx FROM (
         SELECT l.idx, row_number() OVER (PARTITION BY l.line_key ORDER BY l.path, l.generation, l.byte_offset) AS rn
@@ -231,12 +257,11 @@ def _keys(wh) -> None:
             SELECT line_key FROM _tl_lines WHERE status = 0 GROUP BY line_key HAVING count(*) > 1)
     ) WHERE rn > 1
     UNION
-    -- A line key starts with its session, so only landed lines of the batch's sessions can match:
-    -- filtering on the session first keeps this from hashing every key ever landed.
     SELECT l.idx FROM _tl_lines l
     WHERE l.status = 0 AND l.line_key IN (
-        SELECT x.line_key FROM landing_transcript_line x
-        WHERE coalesce(x.session_id, '') IN (SELECT DISTINCT coalesce(session_id, '') FROM _tl_lines WHERE status = 0))
+        SELECT s.line_key FROM _tl_stage s
+        WHERE coalesce(s.session_id, '') IN (SELECT coalesce(session_id, '') FROM _tl_lines WHERE status = 0))
+    {landed}
     """)
     wh.execute("""CREATE OR REPLACE TEMP VIEW _tl_new AS
         SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts, l.* EXCLUDE (chunk, chunk_offset, status, "timestamp")
@@ -251,14 +276,20 @@ _STAGE_COLUMNS = """ts, line_key, path, generation, byte_offset, type, session_i
     cache_creation_5m_tokens, cache_creation_1h_tokens, content_kind, prompt_chars, has_tool_result, prompt_text"""
 
 
-def _stage(wh, *, first: bool, seq_base: int) -> None:
+def _create_stage(wh) -> None:
+    """The segment's empty staging tables, shaped after the first batch's columns."""
+    wh.execute(f"""CREATE TEMP TABLE _tl_stage AS SELECT 0::BIGINT AS seq, {_STAGE_COLUMNS}
+                   FROM (SELECT try_cast("timestamp" AS TIMESTAMPTZ) AS ts, * FROM _tl_lines) WHERE false""")
+    wh.execute("""CREATE TEMP TABLE _tl_stage_blocks AS SELECT 0::BIGINT AS seq, kind, id, name, is_error
+                  FROM _tl_blocks WHERE false""")
+
+
+def _stage(wh, *, seq_base: int) -> None:
     """Append the batch's new lines (``_tl_stage``, ``seq`` unique in the segment) and its tool blocks
     (``_tl_stage_blocks``, joined to their staged line by ``seq`` when the segment is modelled, which
     also leaves out the blocks of lines that were not new)."""
-    make = "CREATE TEMP TABLE {} AS" if first else "INSERT INTO {}"
-    wh.execute(make.format("_tl_stage") + f" SELECT {seq_base}::BIGINT + idx AS seq, {_STAGE_COLUMNS} FROM _tl_new")
-    wh.execute(make.format("_tl_stage_blocks") + f"""
-        SELECT {seq_base}::BIGINT + line AS seq, kind, id, name, is_error FROM _tl_blocks""")
+    wh.execute(f"INSERT INTO _tl_stage SELECT {seq_base}::BIGINT + idx, {_STAGE_COLUMNS} FROM _tl_new")
+    wh.execute(f"INSERT INTO _tl_stage_blocks SELECT {seq_base}::BIGINT + line, kind, id, name, is_error FROM _tl_blocks")
 
 
 def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: str) -> int:
