@@ -163,13 +163,26 @@ def _walk(top: str, found: dict[str, int | OSError]) -> None:
 def _head_hash(fh, size: int) -> str | None:
     if size == 0:
         return None
+    fh.seek(0)
+    return _first_line_hash(fh.read(min(size, 4096)))
+
+
+def _first_line_hash(head: bytes) -> str:
+    """The hash of the first line in ``head`` (the file's first 4 KB, or all of them if no newline)."""
     import hashlib  # only when a file is read (not on a report's walk)
 
-    fh.seek(0)
-    head = fh.read(min(size, 4096))
-    end = head.find(b"\n")
-    first = head if end < 0 else head[:end]
-    return hashlib.blake2b(first, digest_size=8).hexdigest()
+    end = head.find(b"\n", 0, 4096)
+    return hashlib.blake2b(head[:4096] if end < 0 else head[:end], digest_size=8).hexdigest()
+
+
+def _count_lines(data: bytes) -> int:
+    """Newlines in ``data``: memchr in the scanner's module when built (bytes.count steps byte by byte,
+    which was a fifth of a cold ingest's reading)."""
+    try:
+        from ._native import count_lines
+    except ImportError:
+        return data.count(b"\n")
+    return count_lines(data)
 
 
 def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_LIMIT) -> tuple[Chunk | None, FileCursor]:
@@ -181,7 +194,12 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
         st = os.fstat(fh.fileno())
         file_id = f"{st.st_dev}:{st.st_ino}"
         size = st.st_size
-        head = _head_hash(fh, size)
+        data = None
+        if cursor is None or cursor.offset == 0:  # from the top: the first line comes with the data
+            data = fh.read(min(size, limit))
+            head = _first_line_hash(data) if size else None
+        else:
+            head = _head_hash(fh, size)
         if cursor is None:
             cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=1, size=0, offset=0)
         elif (cursor.file_id not in (None, file_id) or size < cursor.offset
@@ -191,8 +209,9 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
                                 size=0, offset=0)
         if size <= cursor.offset:
             return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id)
-        fh.seek(cursor.offset)
-        data = fh.read(min(size - cursor.offset, limit))
+        if data is None or cursor.offset:
+            fh.seek(cursor.offset)
+            data = fh.read(min(size - cursor.offset, limit))
     end = data.rfind(b"\n")
     if end < 0:
         if len(data) >= limit:  # one line longer than the limit: read it whole rather than stall
@@ -202,5 +221,5 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
     chunk = Chunk(path=p, file_id=file_id, head_hash=head, generation=cursor.generation,
                   start_offset=cursor.offset, data=data, size=size, mtime=st.st_mtime)
     new_cursor = replace(cursor, file_id=file_id, head_hash=head, size=size, offset=chunk.end_offset,
-                         mtime=st.st_mtime, lines=cursor.lines + data.count(b"\n"))
+                         mtime=st.st_mtime, lines=cursor.lines + _count_lines(data))
     return chunk, new_cursor

@@ -26,7 +26,7 @@ from typing import Iterator
 
 from ...metrics.rollup import mark_dirty
 from .files import Chunk, FileCursor
-from .scan import STATUS_REASONS, Scanned, scan
+from .scan import STATUS_REASONS, Scanned, key_set, scan
 from .stats import IngestStats
 
 QUARANTINE_RAW_LIMIT = 4096
@@ -72,10 +72,14 @@ class ScannedBatch:
     bytes: int
 
 
-def scan_batch(chunks: list[Chunk], capture_content: bool = False) -> ScannedBatch:
-    """Scan ``chunks`` (:func:`~.scan.scan`) and take out what the load needs of their bytes."""
+def scan_batch(chunks: list[Chunk], capture_content: bool = False, seen=None) -> ScannedBatch:
+    """Scan ``chunks`` (:func:`~.scan.scan`) and take out what the load needs of their bytes. The
+    chunks are scanned in file order (path, generation, offset), so of several lines with one key the
+    first in that order is the one that lands, whatever order the chunks came in. ``seen``: the run's
+    key set (:func:`~.scan.key_set`), else one for this batch."""
+    chunks = sorted(chunks, key=lambda c: (c.path, c.generation, c.start_offset))
     scanned = scan([c.data for c in chunks], capture_content,
-                   [(c.path, c.generation, c.start_offset) for c in chunks])
+                   [(c.path, c.generation, c.start_offset) for c in chunks], seen)
     quarantine = []
     for _idx, chunk, pos, length, status in scanned.bad():
         c = chunks[chunk]
@@ -99,11 +103,12 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], captu
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     end = object()
+    seen = key_set()  # the run's: a line key seen in an earlier batch is not new
 
     def produce() -> None:
         try:
             for chunks, cursors, size in batches:
-                item = (cursors, size, scan_batch(chunks, capture_content))
+                item = (cursors, size, scan_batch(chunks, capture_content, seen))
                 del chunks
                 while not stop.is_set():
                     try:
@@ -225,48 +230,34 @@ def _drop_scratch(wh) -> None:
 
 
 def _keys(wh, sessionless_landed: bool) -> None:
-    """``_tl_dup``: the valid lines of the batch that are not new, and ``_tl_new``: those that are.
+    """``_tl_dup``: the valid lines of the batch that are new to this run (``seen`` is false: the
+    scanner keeps the run's keys) but were landed by an earlier one; ``_tl_new``: the new lines.
 
-    Not new: a later copy of a key in the batch (file order decides which is first), a key staged by
-    an earlier batch of this segment, or a key landed by an earlier transaction. A line key starts
-    with its session, and every session with landed lines has its ``session`` row (both commit in
-    the same transaction), so landing is searched only for the batch's sessions that have one (and
-    for lines without a session, if any such landed): a cold ingest never reads landing back, and an
-    update reads only the sessions it appends to. ``_tl_dup`` is usually empty, so what follows reads
-    the scanned lines in one pass filtered by it, with no wide join."""
+    A line key starts with its session, and every session with landed lines has its ``session`` row
+    (both commit in the same transaction), so landing is searched only for the batch's sessions that
+    have one (and for lines without a session, if any such landed): a cold ingest never reads landing
+    back, and an update reads only the sessions it appends to. ``_tl_dup`` is usually empty, so what
+    follows reads the scanned lines in one pass filtered by it, with no wide join."""
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_prior AS
     SELECT DISTINCT coalesce(l.session_id, '') AS session FROM _tl_lines l
-    WHERE l.status = 0 AND (l.session_id IN (SELECT session_id FROM session)
-                            OR (l.session_id IS NULL AND ?))
+    WHERE l.status = 0 AND NOT l.seen AND (l.session_id IN (SELECT session_id FROM session)
+                                           OR (l.session_id IS NULL AND ?))
     """, [sessionless_landed])
-    landed = ""
     if wh.scalar("SELECT count(*) FROM _tl_prior"):
-        landed = """
-    UNION
-    SELECT l.idx FROM _tl_lines l
-    WHERE l.status = 0 AND coalesce(l.session_id, '') IN (SELECT session FROM _tl_prior) AND l.line_key IN (
-        SELECT x.line_key FROM landing_transcript_line x
-        WHERE coalesce(x.session_id, '') IN (SELECT session FROM _tl_prior))"""
-    wh.execute(f"""
-    CREATE OR REPLACE TEMP TABLE _tl_dup AS
-    SELECT idx FROM (
-        SELECT l.idx, row_number() OVER (PARTITION BY l.line_key ORDER BY l.path, l.generation, l.byte_offset) AS rn
-        FROM _tl_lines l
-        WHERE l.status = 0 AND l.line_key IN (
-            SELECT line_key FROM _tl_lines WHERE status = 0 GROUP BY line_key HAVING count(*) > 1)
-    ) WHERE rn > 1
-    UNION
-    SELECT l.idx FROM _tl_lines l
-    WHERE l.status = 0 AND l.line_key IN (
-        SELECT s.line_key FROM _tl_stage s
-        WHERE coalesce(s.session_id, '') IN (SELECT coalesce(session_id, '') FROM _tl_lines WHERE status = 0))
-    {landed}
-    """)
+        wh.execute("""
+        CREATE OR REPLACE TEMP TABLE _tl_dup AS
+        SELECT l.idx FROM _tl_lines l
+        WHERE l.status = 0 AND NOT l.seen AND coalesce(l.session_id, '') IN (SELECT session FROM _tl_prior)
+          AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line x
+                             WHERE coalesce(x.session_id, '') IN (SELECT session FROM _tl_prior))
+        """)
+    else:
+        wh.execute("CREATE OR REPLACE TEMP TABLE _tl_dup AS SELECT 0 AS idx WHERE false")
     wh.execute("""CREATE OR REPLACE TEMP VIEW _tl_new AS
-        SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts, l.* EXCLUDE (chunk, chunk_offset, status, "timestamp")
+        SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts, l.* EXCLUDE (chunk, chunk_offset, status, "timestamp", seen)
         FROM _tl_lines l
-        WHERE l.status = 0 AND l.idx NOT IN (SELECT idx FROM _tl_dup)""")
+        WHERE l.status = 0 AND NOT l.seen AND l.idx NOT IN (SELECT idx FROM _tl_dup)""")
 
 
 # The columns of a new line the model reads (everything but the landing copy).
@@ -315,7 +306,7 @@ def _land(wh, host: str, run_id: str, now: datetime) -> int:
            agent_id, is_sidechain, cwd, git_branch, version, entrypoint, prompt_id, raw, ?, ?
     FROM _tl_new
     """, [host, run_id, now])
-    return int(wh.scalar("SELECT count(*) FROM _tl_lines WHERE status = 0") or 0) - \
+    return int(wh.scalar("SELECT count(*) FROM _tl_lines WHERE status = 0 AND NOT seen") or 0) - \
         int(wh.scalar("SELECT count(*) FROM _tl_dup") or 0)
 
 

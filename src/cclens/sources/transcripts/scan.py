@@ -48,6 +48,8 @@ raw                     the landing copy (below), as JSON
 line_key                ``<session_id>:<uuid>``, or ``<session_id>:h:<md5 of the line, newline included>``
                         when ``uuid`` reads as NULL (``session_id`` NULL gives an empty one)
 prompt_text             with content capture: ``message.content`` when it is a string
+seen                    the line key was already in the run's :func:`key_set` (an earlier line of this
+                        scan, or of an earlier scan given the same set); the key is added to it
 ======================  ==========================================================================
 
 ``message``, ``attachment``, ``message.usage`` and ``message.usage.cache_creation`` are read from the
@@ -79,7 +81,7 @@ LINE_COLUMNS = (
     "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
     "cache_creation_5m_tokens", "cache_creation_1h_tokens",
     "content_kind", "prompt_chars", "has_tool_result",
-    "raw", "line_key", "prompt_text",
+    "raw", "line_key", "prompt_text", "seen",
 )
 BLOCK_COLUMNS = ("line", "kind", "id", "name", "is_error")
 BLOCK_TOOL_USE, BLOCK_TOOL_RESULT = 1, 2
@@ -114,15 +116,27 @@ def native_available() -> bool:
     return _NATIVE is not None
 
 
+def key_set(*, reference: bool = False) -> Any:
+    """A new set of line keys for one ingest run, to pass to every :func:`scan` of the run (the same
+    implementation as the scans: ``reference`` for the Python one)."""
+    if _NATIVE is not None and not reference:
+        from . import _native
+
+        return _native.KeySet()
+    return set()
+
+
 def scan(chunks: Sequence[bytes], capture_content: bool = False,
-         origins: Sequence[tuple[str, int, int]] | None = None, *, reference: bool = False) -> Scanned:
+         origins: Sequence[tuple[str, int, int]] | None = None, seen: Any = None, *,
+         reference: bool = False) -> Scanned:
     """Scan every line of ``chunks`` (bytes-like, each a run of whole lines of one file). ``origins``:
     one ``(path, generation, start_offset)`` per chunk, which fill the ``path``, ``generation`` and
     ``byte_offset`` (in the file) columns; without them those are NULL, 0 and the offset in the chunk.
-    The C scanner releases the GIL, so another thread can scan while DuckDB loads. ``reference``
-    forces the Python implementation (tests)."""
+    ``seen``: the run's :func:`key_set` (else the keys of this scan only). The C scanner releases the
+    GIL, so another thread can scan while DuckDB loads; one key set is used by one scan at a time.
+    ``reference`` forces the Python implementation (tests)."""
     if _NATIVE is not None and not reference:
-        return _NATIVE(chunks, capture_content, origins)
+        return _NATIVE(chunks, capture_content, origins, seen)
     from .scan_reference import scan as reference_scan
 
-    return reference_scan(chunks, capture_content, origins)
+    return reference_scan(chunks, capture_content, origins, seen)

@@ -15,7 +15,7 @@ const char *const LINE_NAMES[L_NCOLS] = {
     "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
     "cache_creation_5m_tokens", "cache_creation_1h_tokens",
     "content_kind", "prompt_chars", "has_tool_result",
-    "raw", "line_key", "prompt_text",
+    "raw", "line_key", "prompt_text", "seen",
 };
 const ColType LINE_TYPES[L_NCOLS] = {
     COL_I32, COL_I32, COL_I64, COL_I32, COL_I8, COL_UTF8, COL_I32, COL_I64,
@@ -24,7 +24,7 @@ const ColType LINE_TYPES[L_NCOLS] = {
     COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL,
     COL_I64, COL_I64, COL_I64, COL_I64, COL_I64, COL_I64,
     COL_I8, COL_I64, COL_BOOL,
-    COL_UTF8, COL_UTF8, COL_UTF8,
+    COL_UTF8, COL_UTF8, COL_UTF8, COL_BOOL,
 };
 const char *const BLOCK_NAMES[B_NCOLS] = {"line", "kind", "id", "name", "is_error"};
 const ColType BLOCK_TYPES[B_NCOLS] = {COL_I32, COL_I8, COL_UTF8, COL_UTF8, COL_BOOL};
@@ -619,7 +619,7 @@ static int put_int(Column *col, const Val *v) {
 }
 
 static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t n, int has_newline,
-                   int32_t chunk, int64_t offset, const Origin *o, Table *blocks) {
+                   int32_t chunk, int64_t offset, const Origin *o, KeySet *seen, Table *blocks) {
     Column *c = t->cols;
     int32_t idx = (int32_t)t->n;
     int rc = col_i32(&c[L_IDX], idx) | col_i32(&c[L_CHUNK], chunk) | col_i64(&c[L_OFFSET], offset)
@@ -675,6 +675,7 @@ static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t
     const Val *session = first_text(&f[F_SESSIONID], &f[F_SESSION_ID], NULL);
     const Val *uuid = &f[F_UUID];
     uint8_t *w = col_str_begin(&c[L_LINE_KEY], (size_t)session->n + (size_t)uuid->n + 48);
+    int again = 0;
     if (!w) {
         rc = -1;
     } else {
@@ -689,11 +690,15 @@ static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t
             k += 32;
         }
         rc |= col_str_end(&c[L_LINE_KEY], k);
+        again = keyset_add(seen, w, k); /* the key's bytes stay at w: only the offsets moved on */
+        if (again < 0)
+            rc = -1;
     }
     if (s->capture && s->content_kind == CK_STRING)
         rc |= put_text(&c[L_PROMPT_TEXT], content);
     else
         rc |= col_null(&c[L_PROMPT_TEXT]);
+    rc |= col_bool(&c[L_SEEN], again > 0);
     t->n++;
 
     const Block *blk = (const Block *)s->blocks.p;
@@ -748,12 +753,12 @@ static int classify(Scanner *s, const uint8_t *line, const uint8_t *e) {
 }
 
 int scan_line(Scanner *s, const uint8_t *p, size_t n, int has_newline, int32_t chunk, int64_t offset,
-              const Origin *origin, Table *lines, Table *blocks) {
+              const Origin *origin, KeySet *seen, Table *lines, Table *blocks) {
     s->oom = 0;
     int status = classify(s, p, p + n);
     if (status == ST_BLANK || status == ST_NOMEM)
         return status;
-    if (put_row(s, lines, status, p, n, has_newline, chunk, offset, origin, blocks))
+    if (put_row(s, lines, status, p, n, has_newline, chunk, offset, origin, seen, blocks))
         return ST_NOMEM;
     return status;
 }

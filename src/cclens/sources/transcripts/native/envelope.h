@@ -6,6 +6,7 @@
 #define CCLENS_ENVELOPE_H
 
 #include "columns.h"
+#include "keyset.h"
 
 enum { ST_OK = 0, ST_BAD_UTF8 = 1, ST_BAD_JSON = 2, ST_NOT_OBJECT = 3, ST_BLANK = 4, ST_NOMEM = -1 };
 
@@ -17,7 +18,7 @@ enum {
     L_SIDECHAIN, L_API_ERROR, L_META, L_COMPACT, L_HAS_USAGE,
     L_IN, L_OUT, L_CC, L_CR, L_5M, L_1H,
     L_CONTENT_KIND, L_PROMPT_CHARS, L_HAS_TOOL_RESULT,
-    L_RAW, L_LINE_KEY, L_PROMPT_TEXT,
+    L_RAW, L_LINE_KEY, L_PROMPT_TEXT, L_SEEN,
     L_NCOLS
 };
 enum { B_LINE, B_KIND, B_ID, B_NAME, B_IS_ERROR, B_NCOLS };
@@ -42,8 +43,9 @@ typedef struct {
 
 /* Scan one line [p, p + n) (without its newline; `has_newline` says whether one follows it in the
  * data) of chunk `chunk`, `offset` bytes into it, appending a row to `lines` (and its tool blocks to
- * `blocks`) unless the line is blank. Returns the line's status (ST_NOMEM when memory ran out). */
+ * `blocks`) unless the line is blank. A valid line's key goes into `seen` (its `seen` column says
+ * whether it was there already). Returns the line's status (ST_NOMEM when memory ran out). */
 int scan_line(Scanner *s, const uint8_t *p, size_t n, int has_newline, int32_t chunk, int64_t offset,
-              const Origin *origin, Table *lines, Table *blocks);
+              const Origin *origin, KeySet *seen, Table *lines, Table *blocks);
 
 #endif

@@ -1,5 +1,6 @@
-/* MD5 (RFC 1321), for the line key of a line without a uuid: the same hex digest as DuckDB's md5(),
- * which computed those keys before the scanner did, so keys already in a warehouse still match. */
+/* MD5 (RFC 1321): the line key of a line without a uuid (the same hex digest as DuckDB's md5(), which
+ * computed those keys before the scanner did, so keys already in a warehouse still match), and the
+ * fingerprint of a key in the run's key set. */
 #include "md5.h"
 
 #include <string.h>
@@ -56,7 +57,7 @@ static void block(uint32_t h[4], const uint8_t *p) {
     h[3] += d;
 }
 
-void md5_hex(const uint8_t *p, size_t n, char out[32]) {
+void md5_digest(const uint8_t *p, size_t n, uint8_t out[16]) {
     uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
     size_t left = n;
     while (left >= 64) {
@@ -75,10 +76,16 @@ void md5_hex(const uint8_t *p, size_t n, char out[32]) {
     block(h, tail);
     if (end == 128)
         block(h, tail + 64);
+    for (int i = 0; i < 16; i++)
+        out[i] = (uint8_t)(h[i / 4] >> (8 * (i % 4)));
+}
+
+void md5_hex(const uint8_t *p, size_t n, char out[32]) {
     static const char hex[] = "0123456789abcdef";
+    uint8_t digest[16];
+    md5_digest(p, n, digest);
     for (int i = 0; i < 16; i++) {
-        uint8_t byte = (uint8_t)(h[i / 4] >> (8 * (i % 4)));
-        out[2 * i] = hex[byte >> 4];
-        out[2 * i + 1] = hex[byte & 15];
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
     }
 }

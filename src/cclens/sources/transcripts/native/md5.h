@@ -4,7 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The MD5 digest of [p, p + n) as 32 lowercase hex characters (not NUL-terminated). */
+/* The MD5 digest of [p, p + n): 16 bytes, or 32 lowercase hex characters (not NUL-terminated). */
+void md5_digest(const uint8_t *p, size_t n, uint8_t out[16]);
 void md5_hex(const uint8_t *p, size_t n, char out[32]);
 
 #endif

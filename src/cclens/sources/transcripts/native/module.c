@@ -1,6 +1,7 @@
 /* cclens.sources.transcripts._native: the Python face of the line scanner.
  *
- *     scan = _native.scan([data, ...], capture_content, origins)   # bytes-like chunks of whole lines
+ *     seen = _native.KeySet()                                   # one per ingest run
+ *     scan = _native.scan([data, ...], capture_content, origins, seen)   # chunks of whole lines
  *     scan.lines, scan.blocks     # tables with __arrow_c_stream__ (DuckDB reads them in place)
  *     scan.bad()                  # [(idx, chunk, byte_offset, byte_length, status), ...]
  *     scan.total_lines, scan.blank_lines
@@ -118,6 +119,45 @@ static PyTypeObject TableViewType = {
     .tp_getset = view_getset,
 };
 
+/* ---- the key set of a run ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    KeySet set;
+    int busy; /* a scan is using it (without the GIL) */
+} KeySetObject;
+
+static PyObject *keyset_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    if (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))) {
+        PyErr_SetString(PyExc_TypeError, "KeySet() takes no arguments");
+        return NULL;
+    }
+    KeySetObject *self = (KeySetObject *)type->tp_alloc(type, 0);
+    if (self)
+        keyset_init(&self->set);
+    return (PyObject *)self;
+}
+
+static void keyset_dealloc(KeySetObject *self) {
+    keyset_free(&self->set);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t keyset_len(KeySetObject *self) { return (Py_ssize_t)self->set.n; }
+
+static PySequenceMethods keyset_as_sequence = {.sq_length = (lenfunc)keyset_len};
+
+static PyTypeObject KeySetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "cclens.sources.transcripts._native.KeySet",
+    .tp_basicsize = sizeof(KeySetObject),
+    .tp_dealloc = (destructor)keyset_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The line keys a run has seen (their fingerprints); pass the same one to every scan of a run.",
+    .tp_new = keyset_new,
+    .tp_as_sequence = &keyset_as_sequence,
+};
+
 /* ---- a scan ----------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -204,7 +244,7 @@ static PyObject *make_view(Owner *o, int index) {
 }
 
 /* Scan every chunk, without the GIL. Returns 0, or -1 when memory ran out. */
-static int scan_all(Scan *res, Py_buffer *bufs, const Origin *origins, Py_ssize_t n, int capture) {
+static int scan_all(Scan *res, Py_buffer *bufs, const Origin *origins, Py_ssize_t n, int capture, KeySet *seen) {
     Owner *o = res->owner;
     Table *lines = &o->tables[0], *blocks = &o->tables[1];
     Scanner *s = scanner_new(capture);
@@ -216,7 +256,7 @@ static int scan_all(Scan *res, Py_buffer *bufs, const Origin *origins, Py_ssize_
             const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
             const uint8_t *le = nl ? nl : end;
             int status = scan_line(s, p, (size_t)(le - p), nl != NULL, (int32_t)i, (int64_t)(p - data), &origins[i],
-                                   lines, blocks);
+                                   seen, lines, blocks);
             res->total_lines++;
             if (status == ST_NOMEM) {
                 rc = -1;
@@ -281,11 +321,25 @@ static int read_origins(PyObject *given, Py_ssize_t n, Origin *origins, PyObject
 
 static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs) {
     (void)module;
-    static char *kwlist[] = {"chunks", "capture_content", "origins", NULL};
-    PyObject *chunks, *given_origins = Py_None, *keep_origins = NULL;
+    static char *kwlist[] = {"chunks", "capture_content", "origins", "seen", NULL};
+    PyObject *chunks, *given_origins = Py_None, *keep_origins = NULL, *given_seen = Py_None;
     int capture = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO", kwlist, &chunks, &capture, &given_origins))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pOO", kwlist, &chunks, &capture, &given_origins, &given_seen))
         return NULL;
+    KeySetObject *seen = NULL;
+    if (given_seen != Py_None) {
+        if (!PyObject_TypeCheck(given_seen, &KeySetType)) {
+            PyErr_SetString(PyExc_TypeError, "seen must be a KeySet");
+            return NULL;
+        }
+        seen = (KeySetObject *)given_seen;
+        if (seen->busy) {
+            PyErr_SetString(PyExc_RuntimeError, "this KeySet is in use by another scan");
+            return NULL;
+        }
+    }
+    KeySet scratch; /* without a run's set: the keys of this scan only */
+    keyset_init(&scratch);
     PyObject *seq = PySequence_Fast(chunks, "scan() takes a sequence of bytes-like chunks");
     if (!seq)
         return NULL;
@@ -326,9 +380,14 @@ static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs)
         goto nomem;
     res->owner->tables[0].cols[L_RAW].json = 1;
     int rc;
+    if (seen)
+        seen->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan_all(res, bufs, origins, n, capture);
+    rc = scan_all(res, bufs, origins, n, capture, seen ? &seen->set : &scratch);
     Py_END_ALLOW_THREADS
+    if (seen)
+        seen->busy = 0;
+    keyset_free(&scratch);
     if (rc)
         goto nomem;
     for (Py_ssize_t i = 0; i < got; i++)
@@ -347,6 +406,7 @@ static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs)
 nomem:
     PyErr_NoMemory();
 fail:
+    keyset_free(&scratch);
     for (Py_ssize_t i = 0; i < got; i++)
         PyBuffer_Release(&bufs[i]);
     PyMem_Free(bufs);
@@ -357,12 +417,32 @@ fail:
     return NULL;
 }
 
+static PyObject *native_count_lines(PyObject *module, PyObject *arg) {
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE))
+        return NULL;
+    Py_ssize_t n = 0;
+    const char *p = view.buf, *end = p + view.len;
+    Py_BEGIN_ALLOW_THREADS
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef native_methods[] = {
+    {"count_lines", native_count_lines, METH_O,
+     "count_lines(data) -> the number of newlines in a bytes-like object (bytes.count is a byte loop)."},
     {"scan", (PyCFunction)(void (*)(void))native_scan, METH_VARARGS | METH_KEYWORDS,
      "scan(chunks, capture_content=False, origins=None) -> Scan: validate every line of the chunks "
      "(bytes-like, each a run of whole lines), read its envelope and write its landing copy. origins: one "
      "(path, generation, start_offset) per chunk, giving the path, generation and byte_offset columns "
-     "(else NULL, 0 and the offset in the chunk). Releases the GIL."},
+     "(else NULL, 0 and the offset in the chunk). seen: the run's KeySet (else the keys of this scan "
+     "only), which gives the seen column. Releases the GIL."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -373,12 +453,14 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&TableViewType) < 0 || PyType_Ready(&ScanType) < 0)
+    if (PyType_Ready(&TableViewType) < 0 || PyType_Ready(&ScanType) < 0 || PyType_Ready(&KeySetType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (!m)
         return NULL;
-    if (PyModule_AddStringConstant(m, "SOURCE_HASH", CCLENS_SOURCE_HASH) < 0) {
+    Py_INCREF(&KeySetType);
+    if (PyModule_AddObject(m, "KeySet", (PyObject *)&KeySetType) < 0
+        || PyModule_AddStringConstant(m, "SOURCE_HASH", CCLENS_SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;
     }
