@@ -250,8 +250,8 @@ def test_exact_links_from_transcripts_and_otel_too(tmp_path, warehouse):
             "message": {"role": "user", "content": [{"tool_use_id": "toolu_t", "type": "tool_result"}]},
             "toolUseResult": {"stdout": f"[main {sha[:9]}] x\n", "stderr": ""}}
     warehouse.execute("INSERT INTO landing_transcript_line (line_key, host, path, generation, byte_offset, byte_length, "
-                      "record_type, session_id, ts, cwd, raw, ingested_at) VALUES ('k', 'h', 'p', 0, 0, 1, 'user', ?, ?, ?, ?, ?)",
-                      [S1, at(9), str(repo.path.resolve()), orjson.dumps(line).decode(), at(9)])
+                      "record_type, session_id, ts, raw, ingested_at) VALUES ('k', 'h', 'p', 0, 0, 1, 'user', ?, ?, ?, ?)",
+                      [S1, at(9), orjson.dumps(line).decode(), at(9)])  # cwd is read from raw
     warehouse.execute("INSERT INTO otel_event (request_id, record_index, event_name, ts, session_id, attributes) "
                       "VALUES ('r', 0, 'tool_result', ?, ?, ?)",
                       [at(9), S2, orjson.dumps({"tool_name": "Bash", "tool_use_id": "toolu_o",

@@ -188,3 +188,50 @@ def test_an_older_warehouse_keeps_its_landing_rows_when_raw_moves_to_zstd(tmp_pa
     assert [c["is_nullable"] for c in after if c["column_name"] == "line_key"] == [False]
     assert len(after) == len(columns) and [c["column_name"] for c in after] == [c["column_name"] for c in columns]
     assert compression == {"ZSTD"}
+
+
+def test_landing_reads_its_fields_as_the_scanner_does_and_an_older_warehouse_upgrades(tmp_path):
+    """Since v3 the landing columns that restate a field (cwd, agent_id, …) are computed from the
+    landing copy: for every line they equal what the scanner read, and a warehouse from before v3
+    (every column stored) upgrades to the same rows."""
+    from cclens.sources.transcripts.scan import scan
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import open_warehouse
+    from cclens.warehouse.migrations import registered, split_statements
+
+    generate(tmp_path / "projects", target_bytes=600_000, seed=5, days=2)
+    files = sorted((tmp_path / "projects").rglob("*.jsonl")) + [FIXTURE]
+    db = tmp_path / "w.duckdb"
+    wh = open_warehouse(db)
+    ingest_paths(wh, files, host="h", include_defaults=False)
+    scanned = scan([f.read_bytes() for f in files], False, [(str(f), 1, 0) for f in files])
+    wh.register("_scanned", scanned.lines)
+    derived = "subtype, line_uuid, agent_id, is_sidechain, cwd, git_branch, version, entrypoint, prompt_id"
+    mismatched = wh.query(f"""
+        SELECT l.line_key FROM landing_transcript_line l JOIN _scanned s USING (line_key)
+        WHERE ({", ".join("l." + c for c in derived.split(", "))}) IS DISTINCT FROM (s.subtype, s.uuid, s.agent_id, s.is_sidechain, s.cwd, s.git_branch,
+                                            s.version, s.entrypoint, s.prompt_id)""")
+    checked = wh.scalar("SELECT count(*) FROM landing_transcript_line l JOIN _scanned s USING (line_key)")
+    assert mismatched == [] and checked == wh.scalar("SELECT count(*) FROM landing_transcript_line") > 150
+    assert wh.scalar("SELECT count(DISTINCT cwd) FROM landing_transcript_line") > 1
+
+    # the same rows in the table as it was before v3 (every column stored), and only v1, v2 recorded
+    before = wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key")
+    wh.execute("CREATE TABLE old AS SELECT * FROM landing_transcript_line")
+    wh.execute("DROP TABLE landing_transcript_line")
+    for stmt in split_statements(registered()["transcripts"][0]):
+        wh.execute(stmt)
+    wh.execute("INSERT INTO landing_transcript_line SELECT * FROM old")
+    wh.execute("DROP TABLE old")
+    wh.execute("DELETE FROM schema_migrations WHERE component = 'transcripts' AND version = 3")
+    wh.unregister("_scanned")
+    wh.close()
+    wh = open_warehouse(db)  # runs v3
+    try:
+        assert wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key") == before
+        generated = {r["column_name"] for r in wh.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'landing_transcript_line' "
+            "AND is_generated = 'ALWAYS'")}
+        assert generated == set(derived.split(", "))
+    finally:
+        wh.close()

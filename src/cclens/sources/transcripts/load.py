@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from ...metrics.rollup import mark_dirty
+from ...warehouse.schema.transcripts import LANDING_STORED
 from .files import Chunk, FileCursor
 from .scan import STATUS_REASONS, Scanned, key_set, scan
 from .stats import IngestStats
@@ -213,7 +214,7 @@ class Segment:
                 if self.stats.new_requests:
                     _price_new_models(wh)
                 _model_prompts_and_tools(wh, self.host, self.capture_content)
-                _rebuild_sessions(wh, self.now)
+                _rebuild_sessions(wh, self.host, self.now)
             _store_cursors(wh, self.host, self.cursors, self.now)
         finally:
             _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
@@ -300,10 +301,9 @@ def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: st
 
 
 def _land(wh, host: str, run_id: str, now: datetime) -> int:
-    wh.execute("""
-    INSERT INTO landing_transcript_line
-    SELECT line_key, ?, path, generation, byte_offset, byte_length, type, subtype, session_id, uuid, ts,
-           agent_id, is_sidechain, cwd, git_branch, version, entrypoint, prompt_id, raw, ?, ?
+    wh.execute(f"""
+    INSERT INTO landing_transcript_line ({LANDING_STORED})
+    SELECT line_key, ?, path, generation, byte_offset, byte_length, type, session_id, ts, raw, ?, ?
     FROM _tl_new
     """, [host, run_id, now])
     return int(wh.scalar("SELECT count(*) FROM _tl_lines WHERE status = 0 AND NOT seen") or 0) - \
@@ -452,14 +452,30 @@ def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
     """)
 
 
-def _rebuild_sessions(wh, now: datetime) -> None:
+def _rebuild_sessions(wh, host: str, now: datetime) -> None:
+    """Rebuild the ``session`` rows of the sessions the segment touched, over all their lines: the
+    staged ones, and for a session that had landed lines before (it has a ``session`` row), those,
+    whose fields are read back from their landing copies. A cold ingest reads nothing back."""
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_sessions AS
-    SELECT DISTINCT session_id FROM _tl_stage WHERE session_id IS NOT NULL
+    SELECT DISTINCT s.session_id, (p.session_id IS NOT NULL) AS prior
+    FROM _tl_stage s LEFT JOIN session p ON p.session_id = s.session_id
+    WHERE s.session_id IS NOT NULL
     """)
     wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
     wh.execute("""
     INSERT INTO session
+    WITH line AS (
+        SELECT session_id, ? AS host, ts, cwd, git_branch, version, entrypoint, path, agent_id, is_sidechain,
+               prompt_id, type AS record_type
+        FROM _tl_stage WHERE session_id IS NOT NULL
+        UNION ALL
+        SELECT l.session_id, l.host, l.ts, l.cwd, l.git_branch, l.version, l.entrypoint, l.path, l.agent_id,
+               l.is_sidechain, l.prompt_id, l.record_type
+        FROM landing_transcript_line l
+        WHERE l.session_id IN (SELECT session_id FROM _tl_sessions WHERE prior)
+          AND l.line_key NOT IN (SELECT line_key FROM _tl_stage)
+    )
     SELECT l.session_id, any_value(l.host), min(l.ts), max(l.ts),
            arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
            arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
@@ -469,10 +485,9 @@ def _rebuild_sessions(wh, now: datetime) -> None:
            count(DISTINCT l.agent_id),
            count(DISTINCT l.prompt_id) FILTER (WHERE l.record_type = 'user'),
            count(*), ?
-    FROM landing_transcript_line l
-    WHERE l.session_id IN (SELECT session_id FROM _tl_sessions)
+    FROM line l
     GROUP BY l.session_id
-    """, [now])
+    """, [host, now])
     wh.execute("DROP TABLE IF EXISTS _tl_sessions")
 
 
