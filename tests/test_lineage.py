@@ -249,7 +249,7 @@ def test_exact_links_from_transcripts_and_otel_too(tmp_path, warehouse):
     line = {"type": "user", "sessionId": S1, "cwd": str(repo.path.resolve()),
             "message": {"role": "user", "content": [{"tool_use_id": "toolu_t", "type": "tool_result"}]},
             "toolUseResult": {"stdout": f"[main {sha[:9]}] x\n", "stderr": ""}}
-    warehouse.execute("INSERT INTO landing_transcript_line (line_key, host, path, generation, byte_offset, byte_length, "
+    warehouse.execute("INSERT INTO landing_transcript_line_stored (line_key, host, path, generation, byte_offset, byte_length, "
                       "record_type, session_id, ts, raw, ingested_at) VALUES ('k', 'h', 'p', 0, 0, 1, 'user', ?, ?, ?, ?)",
                       [S1, at(9), orjson.dumps(line).decode(), at(9)])  # cwd is read from raw
     warehouse.execute("INSERT INTO otel_event (request_id, record_index, event_name, ts, session_id, attributes) "

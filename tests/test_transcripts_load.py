@@ -122,6 +122,28 @@ def test_any_batching_gives_the_same_warehouse(tmp_path):
     assert results[1] == results[0] and results[2] == results[0]
 
 
+def test_nothing_reads_a_scan_after_it_is_released(tmp_path, monkeypatch):
+    """A segment frees each batch's scanned buffers once its statements ran (DuckDB would keep them to
+    the end of the transaction). Overwritten before they are freed, they must leave the warehouse as
+    it is without: nothing stored still pointed into them."""
+    from cclens.sources.transcripts import load
+    from cclens.sources.transcripts.scan import native_available
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import open_warehouse
+
+    if not native_available():
+        pytest.skip("the reference scanner's tables are pyarrow's and are not released")
+    generate(tmp_path / "projects", target_bytes=400_000, seed=12, days=3)
+    results = []
+    for poison in (False, True):
+        monkeypatch.setattr(load, "POISON_RELEASED", poison)
+        wh = open_warehouse(tmp_path / f"{poison}.duckdb")
+        ingest_paths(wh, [tmp_path / "projects"], host="h", include_defaults=False, batch_bytes=50_000)
+        results.append(_tables(wh))
+        wh.close()
+    assert results[0]["landing"] and results[1] == results[0]
+
+
 def test_a_line_without_uuid_lands_once_from_any_file_and_run(warehouse, tmp_path):
     """Its key is the hash of the line: the same line in two files, read in one run or in two, lands once."""
     import hashlib
@@ -153,51 +175,15 @@ def test_landing_copy_loses_content_but_gains_no_keys(warehouse, tmp_path):
     assert "secret" not in raw["u4"]
 
 
-def test_an_older_warehouse_keeps_its_landing_rows_when_raw_moves_to_zstd(tmp_path):
-    """Migration transcripts v2 rebuilds the landing table from its live definition: same columns, same
-    NOT NULLs, same rows, and the landing copy stored zstd-compressed."""
-    from cclens.warehouse import open_warehouse
-
-    db = tmp_path / "w.duckdb"
-    wh = open_warehouse(db)
-    ingest_paths(wh, [FIXTURE], host="h", include_defaults=False)
-    before = wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key")
-    columns = wh.query("SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
-                       "WHERE table_name = 'landing_transcript_line' ORDER BY column_index")
-    # back to the v1 table (default compression) with the same rows, and only v1 recorded
-    from cclens.warehouse.migrations import registered, split_statements
-
-    wh.execute("CREATE TABLE old AS SELECT * FROM landing_transcript_line")
-    wh.execute("DROP TABLE landing_transcript_line")
-    for stmt in split_statements(registered()["transcripts"][0]):
-        wh.execute(stmt)
-    wh.execute("INSERT INTO landing_transcript_line SELECT * FROM old")
-    wh.execute("DROP TABLE old")
-    wh.execute("DELETE FROM schema_migrations WHERE component = 'transcripts' AND version = 2")
-    wh.close()
-
-    wh = open_warehouse(db)  # runs v2 again
-    assert wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key") == before
-    wh.checkpoint()
-    after = wh.query("SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
-                     "WHERE table_name = 'landing_transcript_line' ORDER BY column_index")
-    compression = {r["compression"] for r in wh.query(
-        "SELECT DISTINCT compression FROM pragma_storage_info('landing_transcript_line') "
-        "WHERE column_name = 'raw' AND segment_type <> 'VALIDITY'")}
-    wh.close()
-    assert [c["is_nullable"] for c in after if c["column_name"] == "line_key"] == [False]
-    assert len(after) == len(columns) and [c["column_name"] for c in after] == [c["column_name"] for c in columns]
-    assert compression == {"ZSTD"}
-
-
 def test_landing_reads_its_fields_as_the_scanner_does_and_an_older_warehouse_upgrades(tmp_path):
-    """Since v3 the landing columns that restate a field (cwd, agent_id, …) are computed from the
-    landing copy: for every line they equal what the scanner read, and a warehouse from before v3
-    (every column stored) upgrades to the same rows."""
+    """Since v3 the landing columns that restate a field (cwd, agent_id, …) are read from the landing
+    copy by the landing_transcript_line view: for every line they equal what the scanner read, and a
+    v1 warehouse (every column stored in one table) upgrades through v2 (zstd) and v3 to the same rows."""
     from cclens.sources.transcripts.scan import scan
     from cclens.synth.transcripts import generate
     from cclens.warehouse import open_warehouse
     from cclens.warehouse.migrations import registered, split_statements
+    from cclens.warehouse.schema.transcripts import LANDING_STORED
 
     generate(tmp_path / "projects", target_bytes=600_000, seed=5, days=2)
     files = sorted((tmp_path / "projects").rglob("*.jsonl")) + [FIXTURE]
@@ -215,23 +201,29 @@ def test_landing_reads_its_fields_as_the_scanner_does_and_an_older_warehouse_upg
     assert mismatched == [] and checked == wh.scalar("SELECT count(*) FROM landing_transcript_line") > 150
     assert wh.scalar("SELECT count(DISTINCT cwd) FROM landing_transcript_line") > 1
 
-    # the same rows in the table as it was before v3 (every column stored), and only v1, v2 recorded
+    # the same rows in the table as it was in v1 (every column stored, default compression), only v1 recorded
     before = wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key")
     wh.execute("CREATE TABLE old AS SELECT * FROM landing_transcript_line")
-    wh.execute("DROP TABLE landing_transcript_line")
+    wh.execute("DROP VIEW landing_transcript_line")
+    wh.execute("DROP TABLE landing_transcript_line_stored")
     for stmt in split_statements(registered()["transcripts"][0]):
         wh.execute(stmt)
     wh.execute("INSERT INTO landing_transcript_line SELECT * FROM old")
     wh.execute("DROP TABLE old")
-    wh.execute("DELETE FROM schema_migrations WHERE component = 'transcripts' AND version = 3")
+    wh.execute("DELETE FROM schema_migrations WHERE component = 'transcripts' AND version > 1")
     wh.unregister("_scanned")
     wh.close()
-    wh = open_warehouse(db)  # runs v3
+    wh = open_warehouse(db)  # runs v2 (zstd) and v3 (slim table and view)
     try:
         assert wh.query("SELECT * FROM landing_transcript_line ORDER BY line_key") == before
-        generated = {r["column_name"] for r in wh.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'landing_transcript_line' "
-            "AND is_generated = 'ALWAYS'")}
-        assert generated == set(derived.split(", "))
+        stored = wh.query("SELECT column_name, is_nullable FROM duckdb_columns() "
+                          "WHERE table_name = 'landing_transcript_line_stored' ORDER BY column_index")
+        assert [c["column_name"] for c in stored] == LANDING_STORED.split(", ")
+        assert {c["column_name"] for c in stored if not c["is_nullable"]} == {
+            "line_key", "host", "path", "generation", "byte_offset", "byte_length", "ingested_at"}
+        wh.checkpoint()
+        assert {r["compression"] for r in wh.query(
+            "SELECT DISTINCT compression FROM pragma_storage_info('landing_transcript_line_stored') "
+            "WHERE column_name = 'raw' AND segment_type <> 'VALIDITY'")} == {"ZSTD"}
     finally:
         wh.close()

@@ -5,7 +5,7 @@ batch ahead, into typed columns and the landing copy without content, which Duck
 (Arrow C stream; nothing is copied and no JSON is parsed again). Per batch:
 
 1. lines that are not UTF-8, not JSON, or not a JSON object go to ``quarantine`` with file and offset;
-2. every other line lands in ``landing_transcript_line`` once per line key (``sessionId:uuid``, or a
+2. every other line lands in ``landing_transcript_line`` (stored in ``..._stored``) once per line key (``sessionId:uuid``, or a
    hash of the line when it has no uuid), content fields removed unless content capture is on;
 3. assistant lines with usage become ``api_request`` rows keyed by request id: the several lines of
    one reply (one per content block) and copies in other files count once, keeping the largest usage;
@@ -32,11 +32,15 @@ from .stats import IngestStats
 
 QUARANTINE_RAW_LIMIT = 4096
 
+# Tests set this: a released scan's buffers are overwritten before they are freed, so a statement
+# that still read them after release would store garbage (tests/test_transcripts_load.py).
+POISON_RELEASED = False
+
 # While a run loads many batches: DuckDB's own memory cap (it spills past it; keeps peak RSS flat
 # whatever the corpus size), and a write-ahead log that may grow to this size before it is folded
 # into the file, so a cold ingest compresses and writes each row group once at the end of the run
 # instead of at every few batches.
-BULK_MEMORY_LIMIT = "160MB"
+BULK_MEMORY_LIMIT = "256MB"
 BULK_CHECKPOINT_THRESHOLD = "64MB"
 
 
@@ -181,7 +185,7 @@ class Segment:
         # Lines without a session share the key prefix ':'; landed ones from before can only be found
         # by looking, which is needed only if there are any.
         self.sessionless_landed = wh.scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM landing_transcript_line WHERE session_id IS NULL LIMIT 1)") > 0
+            "SELECT count(*) FROM (SELECT 1 FROM landing_transcript_line_stored WHERE session_id IS NULL LIMIT 1)") > 0
 
     def add(self, batch: ScannedBatch, cursors: list[FileCursor]) -> None:
         """Quarantine and land one scanned batch, and stage its new lines for :meth:`finish`."""
@@ -203,6 +207,11 @@ class Segment:
             wh.execute("DROP VIEW IF EXISTS _tl_new")
             wh.execute("DROP TABLE IF EXISTS _tl_dup")
             wh.execute("DROP TABLE IF EXISTS _tl_prior")
+            # DuckDB keeps every object a transaction read until it ends, though each statement
+            # copied what it stored: without this a segment would hold all its batches' buffers.
+            release = getattr(scanned, "release", None)
+            if release is not None:
+                release(poison=POISON_RELEASED)
         self.batches += 1
 
     def finish(self) -> IngestStats:
@@ -250,7 +259,7 @@ def _keys(wh, sessionless_landed: bool) -> None:
         CREATE OR REPLACE TEMP TABLE _tl_dup AS
         SELECT l.idx FROM _tl_lines l
         WHERE l.status = 0 AND NOT l.seen AND coalesce(l.session_id, '') IN (SELECT session FROM _tl_prior)
-          AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line x
+          AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line_stored x
                              WHERE coalesce(x.session_id, '') IN (SELECT session FROM _tl_prior))
         """)
     else:
@@ -302,7 +311,7 @@ def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: st
 
 def _land(wh, host: str, run_id: str, now: datetime) -> int:
     wh.execute(f"""
-    INSERT INTO landing_transcript_line ({LANDING_STORED})
+    INSERT INTO landing_transcript_line_stored ({LANDING_STORED})
     SELECT line_key, ?, path, generation, byte_offset, byte_length, type, session_id, ts, raw, ?, ?
     FROM _tl_new
     """, [host, run_id, now])

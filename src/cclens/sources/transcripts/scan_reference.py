@@ -319,7 +319,7 @@ LINE_TYPES = {"idx": pa.int32(), "chunk": pa.int32(), "chunk_offset": pa.int64()
               "input_tokens": pa.int64(), "output_tokens": pa.int64(), "cache_creation_tokens": pa.int64(),
               "cache_read_tokens": pa.int64(), "cache_creation_5m_tokens": pa.int64(),
               "cache_creation_1h_tokens": pa.int64(), "prompt_chars": pa.int64(), "content_kind": pa.int8(),
-              }  # every other column is text
+              "seen": pa.bool_()}  # every other column but raw is text
 BLOCK_TYPES = {"line": pa.int32(), "kind": pa.int8(), "is_error": pa.bool_()}  # id, name: text
 
 
@@ -364,10 +364,12 @@ class ReferenceScan:
 
 
 def scan(chunks: Sequence[bytes], capture_content: bool = False,
-         origins: Sequence[tuple[str, int, int]] | None = None) -> ReferenceScan:
-    """Scan every line of ``chunks`` by the rules of :mod:`.scan`; ``origins`` as in :func:`.scan.scan`."""
+         origins: Sequence[tuple[str, int, int]] | None = None, seen: set[str] | None = None) -> ReferenceScan:
+    """Scan every line of ``chunks`` by the rules of :mod:`.scan`; ``origins`` as in :func:`.scan.scan`;
+    ``seen``: the run's line keys (a set, which gets this scan's keys added), else this scan's only."""
     if origins is not None and len(origins) != len(chunks):
         raise ValueError("one origin per chunk")
+    seen = set() if seen is None else seen
     rows, block_rows, bad = [], [], []
     total = blank = 0
     for chunk_no, chunk in enumerate(chunks):
@@ -391,6 +393,8 @@ def scan(chunks: Sequence[bytes], capture_content: bool = False,
                     row.update(columns)
                     row["raw"] = line.decode("utf-8") if capture_content else landing_copy(line, root).decode("utf-8")
                     row["line_key"] = line_key(line, newline >= 0, row["session_id"], row["uuid"])
+                    row["seen"] = row["line_key"] in seen
+                    seen.add(row["line_key"])
                     if not capture_content:
                         row["prompt_text"] = None
                     block_rows += [{"line": row["idx"], **b} for b in blocks]

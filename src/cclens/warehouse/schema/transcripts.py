@@ -15,14 +15,21 @@ def _recompress(wh, table: str, column: str, method: str) -> None:
     wh.execute(f"DROP TABLE {table}")
     wh.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
 
-# The landing table since v3. A field is read as the scanner reads it (docs/sources/transcripts.md):
-# text for a string, a number or a boolean, NULL for null or a container.
+# Since v3 the landing copy lives in ``landing_transcript_line_stored`` with the columns reads filter
+# or join on, and ``landing_transcript_line`` is a view adding the fields that only restate the copy,
+# read from it as the scanner reads them (docs/sources/transcripts.md): text for a string, a number or
+# a boolean, NULL for null or a container. Storing them cost a third of a cold ingest's landing writes
+# (and DuckDB computes VIRTUAL columns on insert, so those were no cheaper).
 def _text(path: str) -> str:
     return (f"CASE WHEN json_type(raw, '{path}') IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN') "
             f"THEN json_extract_string(raw, '{path}') END")
 
 
-LANDING_V3 = f"""
+LANDING_STORED = ("line_key, host, path, generation, byte_offset, byte_length, record_type, session_id, ts, raw, "
+                  "run_id, ingested_at")
+
+_LANDING_V3 = """
+CREATE TABLE landing_transcript_line_stored (
     line_key      VARCHAR NOT NULL,   -- sessionId:uuid, or sessionId:h:<md5 of the line> when no uuid
     host          VARCHAR NOT NULL,
     path          VARCHAR NOT NULL,
@@ -30,34 +37,32 @@ LANDING_V3 = f"""
     byte_offset   BIGINT NOT NULL,
     byte_length   INTEGER NOT NULL,
     record_type   VARCHAR,            -- top-level "type"
-    subtype       VARCHAR GENERATED ALWAYS AS (coalesce({_text('$.attachment.type')}, {_text('$.subtype')},
-                                                        {_text('$.operation')})) VIRTUAL,
     session_id    VARCHAR,
-    line_uuid     VARCHAR GENERATED ALWAYS AS ({_text('$.uuid')}) VIRTUAL,
     ts            TIMESTAMPTZ,
-    agent_id      VARCHAR GENERATED ALWAYS AS ({_text('$.agentId')}) VIRTUAL,
-    is_sidechain  BOOLEAN GENERATED ALWAYS AS (CASE WHEN json_type(raw, '$.isSidechain') = 'BOOLEAN'
-                                                    THEN json_extract(raw, '$.isSidechain')::BOOLEAN END) VIRTUAL,
-    cwd           VARCHAR GENERATED ALWAYS AS ({_text('$.cwd')}) VIRTUAL,
-    git_branch    VARCHAR GENERATED ALWAYS AS ({_text('$.gitBranch')}) VIRTUAL,
-    version       VARCHAR GENERATED ALWAYS AS ({_text('$.version')}) VIRTUAL,
-    entrypoint    VARCHAR GENERATED ALWAYS AS ({_text('$.entrypoint')}) VIRTUAL,
-    prompt_id     VARCHAR GENERATED ALWAYS AS ({_text('$.promptId')}) VIRTUAL,
     raw           JSON USING COMPRESSION zstd,  -- the line; content fields removed unless capture_content
     run_id        VARCHAR,
     ingested_at   TIMESTAMPTZ NOT NULL
-"""
-LANDING_STORED = ("line_key, host, path, generation, byte_offset, byte_length, record_type, session_id, ts, raw, "
-                  "run_id, ingested_at")
+)"""
+
+_LANDING_VIEW = f"""
+CREATE OR REPLACE VIEW landing_transcript_line AS
+SELECT line_key, host, path, generation, byte_offset, byte_length, record_type,
+       coalesce({_text('$.attachment.type')}, {_text('$.subtype')}, {_text('$.operation')}) AS subtype,
+       session_id, {_text('$.uuid')} AS line_uuid, ts, {_text('$.agentId')} AS agent_id,
+       CASE WHEN json_type(raw, '$.isSidechain') = 'BOOLEAN' THEN json_extract(raw, '$.isSidechain')::BOOLEAN END
+         AS is_sidechain,
+       {_text('$.cwd')} AS cwd, {_text('$.gitBranch')} AS git_branch, {_text('$.version')} AS version,
+       {_text('$.entrypoint')} AS entrypoint, {_text('$.promptId')} AS prompt_id, raw, run_id, ingested_at
+FROM landing_transcript_line_stored"""
 
 
-def _rebuild_landing(wh, columns: str) -> None:
-    """Rebuild the landing table with ``columns``, keeping its rows (stored columns by name)."""
-    wh.execute(f"CREATE TABLE landing_transcript_line_rebuilt ({columns})")
-    wh.execute(f"INSERT INTO landing_transcript_line_rebuilt ({LANDING_STORED}) "
+def _landing_v3(wh) -> None:
+    """Move the landing rows to the slim table (stored columns by name) and put the view in place."""
+    wh.execute(_LANDING_V3)
+    wh.execute(f"INSERT INTO landing_transcript_line_stored ({LANDING_STORED}) "
                f"SELECT {LANDING_STORED} FROM landing_transcript_line")
     wh.execute("DROP TABLE landing_transcript_line")
-    wh.execute("ALTER TABLE landing_transcript_line_rebuilt RENAME TO landing_transcript_line")
+    wh.execute(_LANDING_VIEW)
 
 
 register("transcripts", [
@@ -103,9 +108,6 @@ register("transcripts", [
     # file size of the default string compression and half its commit CPU on a cold ingest
     # (docs/benchmarks.md, Transcripts). Same columns, same rows.
     lambda wh: _recompress(wh, "landing_transcript_line", "raw", "zstd"),
-    # v3: the columns that only restate a field of the landing copy are computed from it when read
-    # (VIRTUAL), no longer stored: storing them cost a third of a cold ingest's landing writes, and
-    # the model reads those fields from the scanner, not from landing. Same columns, same values,
-    # same rows; the ones still stored are those reads filter or join on.
-    lambda wh: _rebuild_landing(wh, LANDING_V3),
+    # v3: the slim table and the view (see _LANDING_V3). Same columns to read, same values, same rows.
+    _landing_v3,
 ])

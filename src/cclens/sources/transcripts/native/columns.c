@@ -181,20 +181,44 @@ Column *table_col(Table *t, const char *name) {
 
 /* ---- owner ------------------------------------------------------------------------------------ */
 
+static atomic_long live_owners;
+
+long owners_alive(void) { return atomic_load(&live_owners); }
+
 Owner *owner_new(void) {
     Owner *o = calloc(1, sizeof *o);
-    if (o)
+    if (o) {
         atomic_init(&o->refs, 1);
+        atomic_fetch_add(&live_owners, 1);
+    }
     return o;
 }
 
 void owner_incref(Owner *o) { atomic_fetch_add(&o->refs, 1); }
 
+void owner_release(Owner *o, int poison) {
+    if (o->released)
+        return;
+    for (int i = 0; i < o->ntables; i++) {
+        Table *t = &o->tables[i];
+        for (int j = 0; poison && j < t->ncols; j++) {
+            Column *c = &t->cols[j];
+            memset(c->valid.p, 0x5A, c->valid.cap);
+            memset(c->values.p, 0x5A, c->values.cap);
+            memset(c->offsets.p, 0x5A, c->offsets.cap);
+            memset(c->data.p, 0x5A, c->data.cap);
+        }
+        table_free(t);
+    }
+    o->released = 1;
+}
+
 void owner_decref(Owner *o) {
     if (atomic_fetch_sub(&o->refs, 1) == 1) {
-        for (int i = 0; i < o->ntables; i++)
+        for (int i = 0; i < o->ntables && !o->released; i++)
             table_free(&o->tables[i]);
         free(o);
+        atomic_fetch_sub(&live_owners, 1);
     }
 }
 

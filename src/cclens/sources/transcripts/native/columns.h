@@ -66,11 +66,16 @@ typedef struct {
     atomic_long refs;
     Table tables[2];
     int ntables;
+    int released; /* the buffers were freed early (owner_release); the tables are empty */
 } Owner;
 
 Owner *owner_new(void);
 void owner_incref(Owner *o);
 void owner_decref(Owner *o);
+long owners_alive(void); /* scans whose buffers are still held (by Python or by DuckDB) */
+/* Free the buffers now, whoever still holds the owner (with `poison`, overwrite them first, so a
+ * reader that still used them would read garbage: tests). */
+void owner_release(Owner *o, int poison);
 
 struct ArrowArrayStream;
 /* Fill `out` with a stream over table `index` of `o` (which it keeps alive): record batches of

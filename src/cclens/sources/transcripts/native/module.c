@@ -47,6 +47,10 @@ static PyObject *view_arrow_c_stream(TableView *self, PyObject *args, PyObject *
     PyObject *requested = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O", kwlist, &requested))
         return NULL;
+    if (self->owner->released) {
+        PyErr_SetString(PyExc_ValueError, "this scan was released");
+        return NULL;
+    }
     struct ArrowArrayStream *stream = PyMem_Calloc(1, sizeof *stream);
     if (!stream)
         return PyErr_NoMemory();
@@ -64,7 +68,7 @@ static PyObject *view_arrow_c_stream(TableView *self, PyObject *args, PyObject *
 
 static PyObject *view_num_rows(TableView *self, void *closure) {
     (void)closure;
-    return PyLong_FromLongLong(self->owner->tables[self->index].n);
+    return PyLong_FromLongLong(self->owner->released ? 0 : self->owner->tables[self->index].n);
 }
 
 static PyObject *view_column_names(TableView *self, void *closure) {
@@ -201,7 +205,21 @@ static PyObject *scan_bad(Scan *self, PyObject *unused) {
     return out;
 }
 
+static PyObject *scan_release(Scan *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"poison", NULL};
+    int poison = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p", kwlist, &poison))
+        return NULL;
+    owner_release(self->owner, poison);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef scan_methods[] = {
+    {"release", (PyCFunction)(void (*)(void))scan_release, METH_VARARGS | METH_KEYWORDS,
+     "release(poison=False): free the tables' buffers now. DuckDB keeps the objects a transaction read "
+     "until it ends, though it copied what it stored when each statement ran; a loader that is done "
+     "with a scan calls this so a long transaction does not hold every batch. Exporting it again "
+     "raises ValueError."},
     {"bad", (PyCFunction)scan_bad, METH_NOARGS,
      "Lines that are not valid: [(idx, chunk, byte_offset, byte_length, status)], status 1 = not UTF-8, "
      "2 = not JSON, 3 = not a JSON object."},
@@ -434,7 +452,15 @@ static PyObject *native_count_lines(PyObject *module, PyObject *arg) {
     return PyLong_FromSsize_t(n);
 }
 
+static PyObject *native_scans_alive(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(owners_alive());
+}
+
 static PyMethodDef native_methods[] = {
+    {"scans_alive", native_scans_alive, METH_NOARGS,
+     "scans_alive() -> how many scans' buffers are still held, by Python objects or by DuckDB (tests: no leak)."},
     {"count_lines", native_count_lines, METH_O,
      "count_lines(data) -> the number of newlines in a bytes-like object (bytes.count is a byte loop)."},
     {"scan", (PyCFunction)(void (*)(void))native_scan, METH_VARARGS | METH_KEYWORDS,
