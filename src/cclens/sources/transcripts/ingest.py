@@ -12,7 +12,7 @@ import orjson
 from .files import Chunk, FileCursor, read_new, scan
 from .stats import IngestStats
 
-BATCH_BYTES = 32 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
+BATCH_BYTES = 64 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
 SEGMENT_BYTES = 1024 * 1024 * 1024  # bytes of input per transaction (see ingest_paths)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)

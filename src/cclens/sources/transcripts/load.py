@@ -196,17 +196,16 @@ class Segment:
         wh.register("_tl_blocks", scanned.blocks)
         try:
             if self.batches == 0:
-                _create_stage(wh)
-            _keys(wh, self.sessionless_landed)
+                _create_scratch(wh)
+            source = "_tl_new" if _mark_landed(wh, self.sessionless_landed) else "_tl_fresh"
             self.stats.quarantined += _quarantine(wh, batch.quarantine, self.host, self.run_id)
-            self.stats.new_lines += _land(wh, self.host, self.run_id, self.now)
-            _stage(wh, seq_base=self.batches << 32)
+            self.stats.new_lines += _land(wh, source, self.host, self.run_id, self.now)
+            _stage(wh, source, seq_base=self.batches << 32)
+            if source == "_tl_new":
+                wh.execute("DELETE FROM _tl_dup")
         finally:
             wh.unregister("_tl_lines")
             wh.unregister("_tl_blocks")
-            wh.execute("DROP VIEW IF EXISTS _tl_new")
-            wh.execute("DROP TABLE IF EXISTS _tl_dup")
-            wh.execute("DROP TABLE IF EXISTS _tl_prior")
             # DuckDB keeps every object a transaction read until it ends, though each statement
             # copied what it stored: without this a segment would hold all its batches' buffers.
             release = getattr(scanned, "release", None)
@@ -230,44 +229,14 @@ class Segment:
         return self.stats
 
 
-_SCRATCH_TABLES = ("_tl_dup", "_tl_prior", "_tl_stage", "_tl_stage_blocks", "_tl_req", "_tl_sessions")
+_SCRATCH_TABLES = ("_tl_dup", "_tl_stage", "_tl_stage_blocks", "_tl_req", "_tl_sessions")
 
 
 def _drop_scratch(wh) -> None:
     wh.execute("DROP VIEW IF EXISTS _tl_new")
+    wh.execute("DROP VIEW IF EXISTS _tl_fresh")
     for name in _SCRATCH_TABLES:
         wh.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _keys(wh, sessionless_landed: bool) -> None:
-    """``_tl_dup``: the valid lines of the batch that are new to this run (``seen`` is false: the
-    scanner keeps the run's keys) but were landed by an earlier one; ``_tl_new``: the new lines.
-
-    A line key starts with its session, and every session with landed lines has its ``session`` row
-    (both commit in the same transaction), so landing is searched only for the batch's sessions that
-    have one (and for lines without a session, if any such landed): a cold ingest never reads landing
-    back, and an update reads only the sessions it appends to. ``_tl_dup`` is usually empty, so what
-    follows reads the scanned lines in one pass filtered by it, with no wide join."""
-    wh.execute("""
-    CREATE OR REPLACE TEMP TABLE _tl_prior AS
-    SELECT DISTINCT coalesce(l.session_id, '') AS session FROM _tl_lines l
-    WHERE l.status = 0 AND NOT l.seen AND (l.session_id IN (SELECT session_id FROM session)
-                                           OR (l.session_id IS NULL AND ?))
-    """, [sessionless_landed])
-    if wh.scalar("SELECT count(*) FROM _tl_prior"):
-        wh.execute("""
-        CREATE OR REPLACE TEMP TABLE _tl_dup AS
-        SELECT l.idx FROM _tl_lines l
-        WHERE l.status = 0 AND NOT l.seen AND coalesce(l.session_id, '') IN (SELECT session FROM _tl_prior)
-          AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line_stored x
-                             WHERE coalesce(x.session_id, '') IN (SELECT session FROM _tl_prior))
-        """)
-    else:
-        wh.execute("CREATE OR REPLACE TEMP TABLE _tl_dup AS SELECT 0 AS idx WHERE false")
-    wh.execute("""CREATE OR REPLACE TEMP VIEW _tl_new AS
-        SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts, l.* EXCLUDE (chunk, chunk_offset, status, "timestamp", seen)
-        FROM _tl_lines l
-        WHERE l.status = 0 AND NOT l.seen AND l.idx NOT IN (SELECT idx FROM _tl_dup)""")
 
 
 # The columns of a new line the model reads (everything but the landing copy).
@@ -277,19 +246,53 @@ _STAGE_COLUMNS = """ts, line_key, path, generation, byte_offset, type, session_i
     cache_creation_5m_tokens, cache_creation_1h_tokens, content_kind, prompt_chars, has_tool_result, prompt_text"""
 
 
-def _create_stage(wh) -> None:
-    """The segment's empty staging tables, shaped after the first batch's columns."""
-    wh.execute(f"""CREATE TEMP TABLE _tl_stage AS SELECT 0::BIGINT AS seq, {_STAGE_COLUMNS}
-                   FROM (SELECT try_cast("timestamp" AS TIMESTAMPTZ) AS ts, * FROM _tl_lines) WHERE false""")
+def _create_scratch(wh) -> None:
+    """The segment's scratch objects, shaped after the first batch's columns (``_tl_lines`` and
+    ``_tl_blocks`` are each batch's scanned tables, registered under those names while it loads):
+
+    - ``_tl_fresh``: the valid lines new to this run (``seen`` false: the scanner keeps the run's keys);
+    - ``_tl_dup``: those of them landed by an earlier run (filled only when there can be some, see
+      :func:`_mark_landed`), and ``_tl_new``: ``_tl_fresh`` without them;
+    - ``_tl_stage`` / ``_tl_stage_blocks``: the new lines and their tool blocks, staged for the model.
+    """
+    fresh = """SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts,
+                      l.* EXCLUDE (chunk, chunk_offset, status, "timestamp", seen)
+               FROM _tl_lines l WHERE l.status = 0 AND NOT l.seen"""
+    wh.execute(f"CREATE TEMP VIEW _tl_fresh AS {fresh}")
+    wh.execute("CREATE TEMP TABLE _tl_dup (idx INTEGER)")
+    wh.execute("CREATE TEMP VIEW _tl_new AS SELECT * FROM _tl_fresh WHERE idx NOT IN (SELECT idx FROM _tl_dup)")
+    wh.execute(f"CREATE TEMP TABLE _tl_stage AS SELECT 0::BIGINT AS seq, {_STAGE_COLUMNS} FROM _tl_fresh WHERE false")
     wh.execute("""CREATE TEMP TABLE _tl_stage_blocks AS SELECT 0::BIGINT AS seq, kind, id, name, is_error
                   FROM _tl_blocks WHERE false""")
 
 
-def _stage(wh, *, seq_base: int) -> None:
+def _mark_landed(wh, sessionless_landed: bool) -> bool:
+    """Fill ``_tl_dup`` with the batch's lines new to this run but landed by an earlier one; False when
+    there cannot be any. A line key starts with its session, and every session with landed lines has
+    its ``session`` row (both commit in the same transaction), so landing is searched only for the
+    batch's sessions that have one (and for lines without a session, if any such landed): a cold
+    ingest never reads landing back, and an update reads only the sessions it appends to."""
+    prior = [r["session"] for r in wh.query("""
+        SELECT DISTINCT coalesce(l.session_id, '') AS session FROM _tl_lines l
+        WHERE l.status = 0 AND NOT l.seen AND (l.session_id IN (SELECT session_id FROM session)
+                                               OR (l.session_id IS NULL AND ?))""", [sessionless_landed])]
+    if not prior:
+        return False
+    wh.execute("""
+    INSERT INTO _tl_dup
+    SELECT l.idx FROM _tl_lines l
+    WHERE l.status = 0 AND NOT l.seen AND coalesce(l.session_id, '') IN (SELECT unnest(?::VARCHAR[]))
+      AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line_stored x
+                         WHERE coalesce(x.session_id, '') IN (SELECT unnest(?::VARCHAR[])))
+    """, [prior, prior])
+    return True
+
+
+def _stage(wh, source: str, *, seq_base: int) -> None:
     """Append the batch's new lines (``_tl_stage``, ``seq`` unique in the segment) and its tool blocks
     (``_tl_stage_blocks``, joined to their staged line by ``seq`` when the segment is modelled, which
     also leaves out the blocks of lines that were not new)."""
-    wh.execute(f"INSERT INTO _tl_stage SELECT {seq_base}::BIGINT + idx, {_STAGE_COLUMNS} FROM _tl_new")
+    wh.execute(f"INSERT INTO _tl_stage SELECT {seq_base}::BIGINT + idx, {_STAGE_COLUMNS} FROM {source}")
     wh.execute(f"INSERT INTO _tl_stage_blocks SELECT {seq_base}::BIGINT + line, kind, id, name, is_error FROM _tl_blocks")
 
 
@@ -309,14 +312,13 @@ def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: st
     return len(rows)
 
 
-def _land(wh, host: str, run_id: str, now: datetime) -> int:
-    wh.execute(f"""
+def _land(wh, source: str, host: str, run_id: str, now: datetime) -> int:
+    """Land the batch's new lines (``source``: ``_tl_new`` or ``_tl_fresh``); returns how many."""
+    return int(wh.scalar(f"""
     INSERT INTO landing_transcript_line_stored ({LANDING_STORED})
     SELECT line_key, ?, path, generation, byte_offset, byte_length, type, session_id, ts, raw, ?, ?
-    FROM _tl_new
-    """, [host, run_id, now])
-    return int(wh.scalar("SELECT count(*) FROM _tl_lines WHERE status = 0 AND NOT seen") or 0) - \
-        int(wh.scalar("SELECT count(*) FROM _tl_dup") or 0)
+    FROM {source}
+    """, [host, run_id, now]) or 0)
 
 
 def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
@@ -472,18 +474,22 @@ def _rebuild_sessions(wh, host: str, now: datetime) -> None:
     WHERE s.session_id IS NOT NULL
     """)
     wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
-    wh.execute("""
-    INSERT INTO session
-    WITH line AS (
-        SELECT session_id, ? AS host, ts, cwd, git_branch, version, entrypoint, path, agent_id, is_sidechain,
-               prompt_id, type AS record_type
-        FROM _tl_stage WHERE session_id IS NOT NULL
+    earlier = ""
+    if wh.scalar("SELECT count(*) FROM _tl_sessions WHERE prior"):
+        earlier = """
         UNION ALL
         SELECT l.session_id, l.host, l.ts, l.cwd, l.git_branch, l.version, l.entrypoint, l.path, l.agent_id,
                l.is_sidechain, l.prompt_id, l.record_type
         FROM landing_transcript_line l
         WHERE l.session_id IN (SELECT session_id FROM _tl_sessions WHERE prior)
-          AND l.line_key NOT IN (SELECT line_key FROM _tl_stage)
+          AND l.line_key NOT IN (SELECT line_key FROM _tl_stage
+                                 WHERE session_id IN (SELECT session_id FROM _tl_sessions WHERE prior))"""
+    wh.execute(f"""
+    INSERT INTO session
+    WITH line AS (
+        SELECT session_id, ? AS host, ts, cwd, git_branch, version, entrypoint, path, agent_id, is_sidechain,
+               prompt_id, type AS record_type
+        FROM _tl_stage WHERE session_id IS NOT NULL{earlier}
     )
     SELECT l.session_id, any_value(l.host), min(l.ts), max(l.ts),
            arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
