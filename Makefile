@@ -6,10 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench venv clean demo deps
 
-$(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
+NATIVE := $(wildcard src/cclens/sources/transcripts/native/*.c src/cclens/sources/transcripts/native/*.h)
+
+# Reinstalled when the metadata or the C scanner's sources change (an editable install does not
+# rebuild the extension by itself). compileall writes the bytecode caches even where
+# PYTHONDONTWRITEBYTECODE is set, so a command does not compile cclens from source every time.
+$(STAMP): pyproject.toml setup.py $(NATIVE)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -19,6 +19,8 @@ bytes without importing Rich (~0.04 s), and ``tests/test_startup_output.py`` com
 
 from __future__ import annotations
 
+import threading
+
 import builtins
 import os
 import re
@@ -165,12 +167,20 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
             console.print(f"through cclens serve at {info.url}: batches {shipped.batches:,} · "
                           f"bytes {shipped.bytes:,} · lines {shipped.lines:,} · new lines {shipped.new_lines:,}")
             return
+    from ..sources.transcripts.files import scan_in_background
+
+    # The walk of the transcript folders, and the imports a load needs, run while the warehouse opens.
+    roots = explicit or list(settings.transcript_paths)
+    scanned = scan_in_background(roots, include_defaults=not explicit)
+    warming = threading.Thread(target=_import_loader, name="cclens-import", daemon=True)
+    warming.start()
     wh = st.open_warehouse()
     try:
+        found = scanned()
+        warming.join()
         with progress_bar(console, quiet) as progress:
-            stats = ingest_paths(wh, explicit or list(settings.transcript_paths), host=settings.host,
-                                 include_defaults=not explicit, capture_content=settings.capture_content,
-                                 progress=progress)
+            stats = ingest_paths(wh, roots, host=settings.host, include_defaults=not explicit,
+                                 capture_content=settings.capture_content, progress=progress, found=found)
         if stats.new_requests:
             from ..model.pricing import effective_table, sync_model_prices
 
@@ -185,6 +195,16 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
         console.print(f"  unreadable: {err}")
     if stats.quarantined:
         console.print("  quarantined lines are kept with their reason: cclens report quarantine")
+
+
+def _import_loader() -> None:
+    """Import what loading transcripts needs (the duckdb package registers the scanned tables)."""
+    try:
+        import duckdb  # noqa: F401
+
+        from ..sources.transcripts import load  # noqa: F401
+    except Exception:  # imported again, and reported, where it is used
+        pass
 
 
 @contextmanager

@@ -160,46 +160,68 @@ def _walk(top: str, found: dict[str, int | OSError]) -> None:
                         found[entry.path] = exc
 
 
-def _head_hash(fh, size: int) -> str | None:
-    if size == 0:
-        return None
-    fh.seek(0)
-    return _first_line_hash(fh.read(min(size, 4096)))
+def _read(fd: int, offset: int, n: int) -> bytes:
+    """``n`` bytes of ``fd`` from ``offset`` (fewer at the end of the file)."""
+    data = os.pread(fd, n, offset)
+    if len(data) < n and data:  # a short read before the end: keep reading
+        parts = [data]
+        got = len(data)
+        while got < n:
+            more = os.pread(fd, n - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        data = b"".join(parts)
+    return data
+
+
+_blake2b = None
 
 
 def _first_line_hash(head: bytes) -> str:
     """The hash of the first line in ``head`` (the file's first 4 KB, or all of them if no newline)."""
-    import hashlib  # only when a file is read (not on a report's walk)
+    global _blake2b
+    if _blake2b is None:
+        from hashlib import blake2b  # only when a file is read (not on a report's walk)
 
+        _blake2b = blake2b
     end = head.find(b"\n", 0, 4096)
-    return hashlib.blake2b(head[:4096] if end < 0 else head[:end], digest_size=8).hexdigest()
+    return _blake2b(head[:4096] if end < 0 else head[:end], digest_size=8).hexdigest()
 
 
-def _count_lines(data: bytes) -> int:
-    """Newlines in ``data``: memchr in the scanner's module when built (bytes.count steps byte by byte,
-    which was a fifth of a cold ingest's reading)."""
+def _line_counter():
+    """memchr in the scanner's module when built (bytes.count steps byte by byte, which was a fifth of
+    a cold ingest's reading)."""
     try:
         from ._native import count_lines
     except ImportError:
-        return data.count(b"\n")
-    return count_lines(data)
+        return lambda data: data.count(b"\n")
+    return count_lines
+
+
+_count_lines = None
 
 
 def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_LIMIT) -> tuple[Chunk | None, FileCursor]:
     """The complete lines of ``path`` not covered by ``cursor`` (at most ``limit`` bytes, cut at a line
     end), and the cursor to store once they are ingested. Returns ``(None, cursor)`` when nothing is new.
     Raises OSError when the file cannot be read (callers report it and move on)."""
+    global _count_lines
+    if _count_lines is None:
+        _count_lines = _line_counter()
     p = str(path)
-    with open(p, "rb") as fh:
-        st = os.fstat(fh.fileno())
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
         file_id = f"{st.st_dev}:{st.st_ino}"
         size = st.st_size
         data = None
         if cursor is None or cursor.offset == 0:  # from the top: the first line comes with the data
-            data = fh.read(min(size, limit))
+            data = _read(fd, 0, min(size, limit))
             head = _first_line_hash(data) if size else None
         else:
-            head = _head_hash(fh, size)
+            head = _first_line_hash(_read(fd, 0, min(size, 4096))) if size else None
         if cursor is None:
             cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=1, size=0, offset=0)
         elif (cursor.file_id not in (None, file_id) or size < cursor.offset
@@ -210,16 +232,18 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
         if size <= cursor.offset:
             return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id)
         if data is None or cursor.offset:
-            fh.seek(cursor.offset)
-            data = fh.read(min(size - cursor.offset, limit))
+            data = _read(fd, cursor.offset, min(size - cursor.offset, limit))
+    finally:
+        os.close(fd)
     end = data.rfind(b"\n")
     if end < 0:
         if len(data) >= limit:  # one line longer than the limit: read it whole rather than stall
             return read_new(path, cursor, limit=limit * 4)
         return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id, head_hash=head)
-    data = data[: end + 1]
+    if end + 1 < len(data):
+        data = data[: end + 1]
     chunk = Chunk(path=p, file_id=file_id, head_hash=head, generation=cursor.generation,
                   start_offset=cursor.offset, data=data, size=size, mtime=st.st_mtime)
-    new_cursor = replace(cursor, file_id=file_id, head_hash=head, size=size, offset=chunk.end_offset,
-                         mtime=st.st_mtime, lines=cursor.lines + _count_lines(data))
+    new_cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=cursor.generation, size=size,
+                            offset=chunk.end_offset, mtime=st.st_mtime, lines=cursor.lines + _count_lines(data))
     return chunk, new_cursor

@@ -13,6 +13,7 @@ from .files import Chunk, FileCursor, read_new, scan
 from .stats import IngestStats
 
 BATCH_BYTES = 64 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
+FIRST_BATCH_BYTES = 4 * 1024 * 1024  # the first batch of a run, read while nothing else can start
 SEGMENT_BYTES = 1024 * 1024 * 1024  # bytes of input per transaction (see ingest_paths)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -26,6 +27,7 @@ def _read_batches(todo: list[tuple[Path, FileCursor | None]], batch_bytes: int, 
     chunks: list[Chunk] = []
     cursors: list[FileCursor] = []
     size = 0
+    limit = min(batch_bytes, FIRST_BATCH_BYTES)  # a small first batch: DuckDB starts sooner
     for f, cursor in todo:
         while True:
             try:
@@ -37,9 +39,9 @@ def _read_batches(todo: list[tuple[Path, FileCursor | None]], batch_bytes: int, 
             if chunk is not None:
                 chunks.append(chunk)
                 size += len(chunk.data)
-                if size >= batch_bytes:
+                if size >= limit:
                     yield chunks, cursors, size
-                    chunks, cursors, size = [], [], 0
+                    chunks, cursors, size, limit = [], [], 0, batch_bytes
             if chunk is None or cursor.offset >= cursor.size:
                 break
     if chunks or cursors:
