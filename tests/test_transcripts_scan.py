@@ -688,3 +688,53 @@ def test_splitting_at_line_boundaries_gives_the_same_rows(lines, final_newline, 
         return [{k: v for k, v in r.items() if k not in ("idx", "chunk", "chunk_offset")} for r in rows]
 
     assert unplaced(per_scan) == unplaced(one.lines)
+
+
+# ---- timestamps ------------------------------------------------------------------------------------
+
+@st.composite
+def timestamp_text(draw) -> str:
+    """Timestamps in and around the form the scanner reads (the rest it leaves to DuckDB's cast)."""
+    y = draw(st.sampled_from(["0001", "1969", "1970", "2000", "2024", "2026", "9999", "2023", "20x6"]))
+    mo, d = draw(st.integers(0, 13)), draw(st.integers(0, 32))
+    h, mi, s = draw(st.integers(0, 25)), draw(st.integers(0, 61)), draw(st.integers(0, 61))
+    sep = draw(st.sampled_from(["T", "t", " ", "_"]))
+    frac = draw(st.sampled_from(["", ".0", ".5", ".123", ".000", ".123456", ".1234567", "."]))
+    zone = draw(st.sampled_from(["Z", "z", "", "+00:00", "+05:30", "-01:00", "-23:59", "+24:00", "+0530", "+05"]))
+    return f"{y}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{frac}{zone}"
+
+
+ACCEPTED = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
+
+
+def _valid_instant(text: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return int(text[-5:-3]) < 24 if text[-6:-5] in "+-" else True
+
+
+@PROPERTY
+@given(values=st.lists(timestamp_text(), min_size=1, max_size=20))
+def test_a_timestamp_read_by_the_scanner_is_what_duckdb_casts_it_to(values):
+    """``ts`` is the instant DuckDB's own cast of the text gives, in any session time zone (the scanner
+    reads only texts with a zone, and leaves the others to the cast); every text of that form with a
+    real date and time is read; both scanners agree."""
+    import duckdb
+
+    data = "".join(json.dumps({"uuid": str(i), "timestamp": v}) + "\n" for i, v in enumerate(values)).encode()
+    scan_both([data])
+    lines = scan([data]).lines
+    con = duckdb.connect()
+    con.register("l", lines)
+    for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
+        con.execute(f"SET TimeZone = '{zone}'")
+        wrong = con.execute("""SELECT "timestamp", ts, try_cast("timestamp" AS TIMESTAMPTZ) FROM l
+                               WHERE ts IS NOT NULL AND ts IS DISTINCT FROM try_cast("timestamp" AS TIMESTAMPTZ)""").fetchall()
+        assert wrong == [], zone
+    read = dict(con.execute("SELECT \"timestamp\", ts IS NOT NULL FROM l").fetchall())
+    for v in values:
+        assert read[v] == bool(ACCEPTED.fullmatch(v) and _valid_instant(v)), v

@@ -14,7 +14,7 @@ from .stats import IngestStats
 
 BATCH_BYTES = 64 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
 FIRST_BATCH_BYTES = 4 * 1024 * 1024  # the first batch of a run, read while nothing else can start
-SEGMENT_BYTES = 1024 * 1024 * 1024  # bytes of input per transaction (see ingest_paths)
+SEGMENT_BYTES = 512 * 1024 * 1024  # bytes of input per transaction (see _load_segments)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 

@@ -167,10 +167,11 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
 
 
 class Segment:
-    """Batches loaded in one transaction (the caller's): each batch lands as it comes and leaves its
-    new lines, without their landing copy, in a staging table; :meth:`finish` models them all at once
-    and stores the cursors. Modelling once per segment instead of once per batch runs each model
-    statement once over all the lines, where most of a statement's cost on a batch was fixed."""
+    """Batches loaded in one transaction (the caller's): each batch lands as it comes; :meth:`finish`
+    models the new lines of all of them at once and stores the cursors. Modelling once per segment
+    instead of once per batch runs each model statement once, where most of a statement's cost on a
+    batch was fixed. The model reads the scanned tables themselves (their landing copies freed once
+    landed), so nothing is copied into staging tables."""
 
     def __init__(self, wh, *, host: str, capture_content: bool, run_id: str | None = None):
         self.wh = wh
@@ -180,44 +181,49 @@ class Segment:
         self.now = datetime.now(timezone.utc)
         self.stats = IngestStats()
         self.cursors: list[FileCursor] = []
-        self.batches = 0
+        self.kept: list[tuple[Scanned, bool]] = []  # each batch's scan, and whether it has landed copies
         _drop_scratch(wh)
+        wh.execute("CREATE TEMP TABLE _tl_dup (batch INTEGER, idx INTEGER)")
         # Lines without a session share the key prefix ':'; landed ones from before can only be found
         # by looking, which is needed only if there are any.
         self.sessionless_landed = wh.scalar(
             "SELECT count(*) FROM (SELECT 1 FROM landing_transcript_line_stored WHERE session_id IS NULL LIMIT 1)") > 0
 
     def add(self, batch: ScannedBatch, cursors: list[FileCursor]) -> None:
-        """Quarantine and land one scanned batch, and stage its new lines for :meth:`finish`."""
-        wh, scanned = self.wh, batch.scanned
+        """Quarantine and land one scanned batch; its scan is kept for :meth:`finish`."""
+        wh, scanned, number = self.wh, batch.scanned, len(self.kept)
         self.stats.add(IngestStats(files=batch.files, bytes=batch.bytes, lines=scanned.total_lines))
         self.cursors.extend(cursors)
         wh.register("_tl_lines", scanned.lines)
-        wh.register("_tl_blocks", scanned.blocks)
         try:
-            if self.batches == 0:
-                _create_scratch(wh)
-            source = "_tl_new" if _mark_landed(wh, self.sessionless_landed) else "_tl_fresh"
+            landed_before = _mark_landed(wh, self.sessionless_landed, number)
             self.stats.quarantined += _quarantine(wh, batch.quarantine, self.host, self.run_id)
-            self.stats.new_lines += _land(wh, source, self.host, self.run_id, self.now)
-            _stage(wh, source, seq_base=self.batches << 32)
-            if source == "_tl_new":
-                wh.execute("DELETE FROM _tl_dup")
+            self.stats.new_lines += _land(wh, _new_lines("_tl_lines", number, landed_before), self.host,
+                                          self.run_id, self.now)
         finally:
             wh.unregister("_tl_lines")
-            wh.unregister("_tl_blocks")
-            # DuckDB keeps every object a transaction read until it ends, though each statement
-            # copied what it stored: without this a segment would hold all its batches' buffers.
-            release = getattr(scanned, "release", None)
-            if release is not None:
-                release(poison=POISON_RELEASED)
-        self.batches += 1
+        # DuckDB keeps every object a transaction read until it ends, though each statement copied
+        # what it stored: the landing copies (most of a scan) are freed now, the rest after finish.
+        _release(scanned, ["raw"])
+        self.kept.append((scanned, landed_before))
 
     def finish(self) -> IngestStats:
-        """Model the staged lines (requests, prompts, tool uses, sessions) and store the cursors."""
+        """Model the new lines of the segment (requests, prompts, tool uses, sessions) and store the
+        cursors. ``_tl_stage`` / ``_tl_stage_blocks`` are views over every batch's scan: the new lines,
+        ``seq`` unique in the segment, and their tool blocks (joined to them by ``seq``)."""
         wh = self.wh
         try:
-            if self.batches:
+            if self.kept:
+                lines, blocks = [], []
+                for number, (scanned, landed_before) in enumerate(self.kept):
+                    wh.register(f"_tl_lines_{number}", scanned.lines)
+                    wh.register(f"_tl_blocks_{number}", scanned.blocks)
+                    lines.append(f"SELECT ({number}::BIGINT << 32) + idx AS seq, {_STAGE_COLUMNS} "
+                                 f"FROM ({_new_lines(f'_tl_lines_{number}', number, landed_before)})")
+                    blocks.append(f"SELECT ({number}::BIGINT << 32) + line AS seq, kind, id, name, is_error "
+                                  f"FROM _tl_blocks_{number}")
+                wh.execute("CREATE TEMP VIEW _tl_stage AS " + " UNION ALL ".join(lines))
+                wh.execute("CREATE TEMP VIEW _tl_stage_blocks AS " + " UNION ALL ".join(blocks))
                 self.stats.new_requests, self.stats.updated_requests = _model_requests(wh, self.host, self.now)
                 if self.stats.new_requests:
                     _price_new_models(wh)
@@ -226,15 +232,30 @@ class Segment:
             _store_cursors(wh, self.host, self.cursors, self.now)
         finally:
             _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
+            for number, (scanned, _) in enumerate(self.kept):
+                for name in (f"_tl_lines_{number}", f"_tl_blocks_{number}"):
+                    try:
+                        wh.unregister(name)
+                    except Exception:  # never registered: finish failed before
+                        pass
+                _release(scanned, None)
+            self.kept = []
         return self.stats
 
 
-_SCRATCH_TABLES = ("_tl_dup", "_tl_stage", "_tl_stage_blocks", "_tl_req", "_tl_sessions")
+def _release(scanned: Scanned, columns: list[str] | None) -> None:
+    """Free ``columns`` of a scan (all of it for None) when the scanner can (the C one can)."""
+    release = getattr(scanned, "release", None)
+    if release is not None:
+        release(columns, poison=POISON_RELEASED)
+
+
+_SCRATCH_TABLES = ("_tl_dup", "_tl_req", "_tl_sessions")
 
 
 def _drop_scratch(wh) -> None:
-    wh.execute("DROP VIEW IF EXISTS _tl_new")
-    wh.execute("DROP VIEW IF EXISTS _tl_fresh")
+    wh.execute("DROP VIEW IF EXISTS _tl_stage")
+    wh.execute("DROP VIEW IF EXISTS _tl_stage_blocks")
     for name in _SCRATCH_TABLES:
         wh.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -246,32 +267,24 @@ _STAGE_COLUMNS = """ts, line_key, path, generation, byte_offset, type, session_i
     cache_creation_5m_tokens, cache_creation_1h_tokens, content_kind, prompt_chars, has_tool_result, prompt_text"""
 
 
-def _create_scratch(wh) -> None:
-    """The segment's scratch objects, shaped after the first batch's columns (``_tl_lines`` and
-    ``_tl_blocks`` are each batch's scanned tables, registered under those names while it loads):
-
-    - ``_tl_fresh``: the valid lines new to this run (``seen`` false: the scanner keeps the run's keys);
-    - ``_tl_dup``: those of them landed by an earlier run (filled only when there can be some, see
-      :func:`_mark_landed`), and ``_tl_new``: ``_tl_fresh`` without them;
-    - ``_tl_stage`` / ``_tl_stage_blocks``: the new lines and their tool blocks, staged for the model.
-    """
-    fresh = """SELECT try_cast(l."timestamp" AS TIMESTAMPTZ) AS ts,
-                      l.* EXCLUDE (chunk, chunk_offset, status, "timestamp", seen)
-               FROM _tl_lines l WHERE l.status = 0 AND NOT l.seen"""
-    wh.execute(f"CREATE TEMP VIEW _tl_fresh AS {fresh}")
-    wh.execute("CREATE TEMP TABLE _tl_dup (idx INTEGER)")
-    wh.execute("CREATE TEMP VIEW _tl_new AS SELECT * FROM _tl_fresh WHERE idx NOT IN (SELECT idx FROM _tl_dup)")
-    wh.execute(f"CREATE TEMP TABLE _tl_stage AS SELECT 0::BIGINT AS seq, {_STAGE_COLUMNS} FROM _tl_fresh WHERE false")
-    wh.execute("""CREATE TEMP TABLE _tl_stage_blocks AS SELECT 0::BIGINT AS seq, kind, id, name, is_error
-                  FROM _tl_blocks WHERE false""")
+def _new_lines(table: str, number: int, landed_before: bool) -> str:
+    """The SELECT of batch ``number``'s new lines from its scanned ``table``: valid, new to this run
+    (``seen`` false: the scanner keeps the run's keys), and not landed by an earlier run (``_tl_dup``,
+    when :func:`_mark_landed` found some). ``ts``: as the scanner read it, else DuckDB's cast of the
+    text (the scanner reads only the ISO form with a zone that Claude Code writes, as the cast would)."""
+    dup = f" AND l.idx NOT IN (SELECT idx FROM _tl_dup WHERE batch = {number})" if landed_before else ""
+    return f"""SELECT coalesce(l.ts, try_cast(l."timestamp" AS TIMESTAMPTZ)) AS ts,
+                      l.* EXCLUDE (chunk, chunk_offset, status, "timestamp", seen, ts)
+               FROM {table} l WHERE l.status = 0 AND NOT l.seen{dup}"""
 
 
-def _mark_landed(wh, sessionless_landed: bool) -> bool:
-    """Fill ``_tl_dup`` with the batch's lines new to this run but landed by an earlier one; False when
-    there cannot be any. A line key starts with its session, and every session with landed lines has
-    its ``session`` row (both commit in the same transaction), so landing is searched only for the
-    batch's sessions that have one (and for lines without a session, if any such landed): a cold
-    ingest never reads landing back, and an update reads only the sessions it appends to."""
+def _mark_landed(wh, sessionless_landed: bool, number: int) -> bool:
+    """Add to ``_tl_dup`` the lines of batch ``number`` (registered as ``_tl_lines``) that are new to
+    this run but were landed by an earlier one; False when there cannot be any. A line key starts
+    with its session, and every session with landed lines has its ``session`` row (both commit in the
+    same transaction), so landing is searched only for the batch's sessions that have one (and for
+    lines without a session, if any such landed): a cold ingest never reads landing back, and an
+    update reads only the sessions it appends to."""
     prior = [r["session"] for r in wh.query("""
         SELECT DISTINCT coalesce(l.session_id, '') AS session FROM _tl_lines l
         WHERE l.status = 0 AND NOT l.seen AND (l.session_id IN (SELECT session_id FROM session)
@@ -280,20 +293,12 @@ def _mark_landed(wh, sessionless_landed: bool) -> bool:
         return False
     wh.execute("""
     INSERT INTO _tl_dup
-    SELECT l.idx FROM _tl_lines l
+    SELECT ?, l.idx FROM _tl_lines l
     WHERE l.status = 0 AND NOT l.seen AND coalesce(l.session_id, '') IN (SELECT unnest(?::VARCHAR[]))
       AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line_stored x
                          WHERE coalesce(x.session_id, '') IN (SELECT unnest(?::VARCHAR[])))
-    """, [prior, prior])
+    """, [number, prior, prior])
     return True
-
-
-def _stage(wh, source: str, *, seq_base: int) -> None:
-    """Append the batch's new lines (``_tl_stage``, ``seq`` unique in the segment) and its tool blocks
-    (``_tl_stage_blocks``, joined to their staged line by ``seq`` when the segment is modelled, which
-    also leaves out the blocks of lines that were not new)."""
-    wh.execute(f"INSERT INTO _tl_stage SELECT {seq_base}::BIGINT + idx, {_STAGE_COLUMNS} FROM {source}")
-    wh.execute(f"INSERT INTO _tl_stage_blocks SELECT {seq_base}::BIGINT + line, kind, id, name, is_error FROM _tl_blocks")
 
 
 def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: str) -> int:
@@ -312,12 +317,12 @@ def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: st
     return len(rows)
 
 
-def _land(wh, source: str, host: str, run_id: str, now: datetime) -> int:
-    """Land the batch's new lines (``source``: ``_tl_new`` or ``_tl_fresh``); returns how many."""
+def _land(wh, new_lines: str, host: str, run_id: str, now: datetime) -> int:
+    """Land a batch's new lines (``new_lines``: their SELECT, :func:`_new_lines`); returns how many."""
     return int(wh.scalar(f"""
     INSERT INTO landing_transcript_line_stored ({LANDING_STORED})
     SELECT line_key, ?, path, generation, byte_offset, byte_length, type, session_id, ts, raw, ?, ?
-    FROM {source}
+    FROM ({new_lines})
     """, [host, run_id, now]) or 0)
 
 

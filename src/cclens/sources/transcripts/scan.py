@@ -50,6 +50,9 @@ line_key                ``<session_id>:<uuid>``, or ``<session_id>:h:<md5 of the
 prompt_text             with content capture: ``message.content`` when it is a string
 seen                    the line key was already in the run's :func:`key_set` (an earlier line of this
                         scan, or of an earlier scan given the same set); the key is added to it
+ts                      ``timestamp`` as a UTC timestamp (microseconds) when it is an unescaped string
+                        ``YYYY-MM-DD(T| )HH:MM:SS[.f]`` with 1-6 fraction digits and a zone ``Z`` or
+                        ``±HH:MM``, a valid date and time; else NULL (the loader then casts the text)
 ======================  ==========================================================================
 
 ``message``, ``attachment``, ``message.usage`` and ``message.usage.cache_creation`` are read from the
@@ -81,7 +84,7 @@ LINE_COLUMNS = (
     "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
     "cache_creation_5m_tokens", "cache_creation_1h_tokens",
     "content_kind", "prompt_chars", "has_tool_result",
-    "raw", "line_key", "prompt_text", "seen",
+    "raw", "line_key", "prompt_text", "seen", "ts",
 )
 BLOCK_COLUMNS = ("line", "kind", "id", "name", "is_error")
 BLOCK_TOOL_USE, BLOCK_TOOL_RESULT = 1, 2

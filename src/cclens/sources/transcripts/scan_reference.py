@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -319,7 +320,7 @@ LINE_TYPES = {"idx": pa.int32(), "chunk": pa.int32(), "chunk_offset": pa.int64()
               "input_tokens": pa.int64(), "output_tokens": pa.int64(), "cache_creation_tokens": pa.int64(),
               "cache_read_tokens": pa.int64(), "cache_creation_5m_tokens": pa.int64(),
               "cache_creation_1h_tokens": pa.int64(), "prompt_chars": pa.int64(), "content_kind": pa.int8(),
-              "seen": pa.bool_()}  # every other column but raw is text
+              "seen": pa.bool_(), "ts": pa.timestamp("us", tz="UTC")}  # every other column but raw is text
 BLOCK_TYPES = {"line": pa.int32(), "kind": pa.int8(), "is_error": pa.bool_()}  # id, name: text
 
 
@@ -334,6 +335,29 @@ def _line_field(name: str) -> pa.Field:
 
 LINE_SCHEMA = pa.schema([_line_field(name) for name in LINE_COLUMNS])
 BLOCK_SCHEMA = pa.schema([pa.field(name, BLOCK_TYPES.get(name, pa.string())) for name in BLOCK_COLUMNS])
+
+
+TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d{2}):(\d{2}))")
+
+
+def parse_timestamp(line: bytes, value: Value | None) -> datetime | None:
+    """``timestamp`` as the scanner reads it: the ISO form with a zone, from a string with no escape."""
+    if value is None or value.kind != "string" or b"\\" in line[value.start:value.end]:
+        return None
+    m = TIMESTAMP.fullmatch(value.text)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    try:
+        at = datetime(y, mo, d, h, mi, s, int((m.group(7) or "0").ljust(6, "0")), tzinfo=timezone.utc)
+    except ValueError:  # no such date or time
+        return None
+    if m.group(9):
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            return None
+        at -= (1 if m.group(9) == "+" else -1) * timedelta(hours=oh, minutes=om)
+    return at
 
 
 def status_of(line: bytes) -> tuple[int, Value | None]:
@@ -393,6 +417,7 @@ def scan(chunks: Sequence[bytes], capture_content: bool = False,
                     row.update(columns)
                     row["raw"] = line.decode("utf-8") if capture_content else landing_copy(line, root).decode("utf-8")
                     row["line_key"] = line_key(line, newline >= 0, row["session_id"], row["uuid"])
+                    row["ts"] = parse_timestamp(line, member(root, "timestamp"))
                     row["seen"] = row["line_key"] in seen
                     seen.add(row["line_key"])
                     if not capture_content:

@@ -79,7 +79,8 @@ int col_null(Column *c) {
     switch (c->type) {
     case COL_UTF8: rc = push_offset(c); break;
     case COL_BOOL: rc = push_bit(c, 0); break;
-    case COL_I64: rc = push_fixed(c, &zero, 8); break;
+    case COL_I64:
+    case COL_TS: rc = push_fixed(c, &zero, 8); break;
     case COL_I32: rc = push_fixed(c, &zero, 4); break;
     default: rc = push_fixed(c, &zero, 1); break;
     }
@@ -196,18 +197,53 @@ Owner *owner_new(void) {
 
 void owner_incref(Owner *o) { atomic_fetch_add(&o->refs, 1); }
 
+static void poison_column(Column *c) {
+    memset(c->valid.p, 0x5A, c->valid.cap);
+    memset(c->values.p, 0x5A, c->values.cap);
+    memset(c->offsets.p, 0x5A, c->offsets.cap);
+    memset(c->data.p, 0x5A, c->data.cap);
+}
+
+int column_clear(Column *c, int poison) {
+    if (poison)
+        poison_column(c);
+    size_t bits = (size_t)(c->n / 8) + 1;
+    size_t width = (c->type == COL_I64 || c->type == COL_TS) ? 8 : c->type == COL_I32 ? 4 : 1;
+    size_t values = c->type == COL_BOOL ? bits : c->type == COL_UTF8 ? 8 : (size_t)c->n * width + 8;
+    Buf valid = {calloc(bits, 1), bits, bits};
+    Buf vals = {calloc(values, 1), values, values};
+    Buf offsets = {0}, data = {0};
+    if (c->type == COL_UTF8) {
+        size_t n = ((size_t)c->n + 1) * sizeof(int32_t);
+        offsets = (Buf){calloc(n, 1), n, n};
+        data = (Buf){calloc(8, 1), 0, 8};
+    }
+    if (!valid.p || !vals.p || (c->type == COL_UTF8 && (!offsets.p || !data.p))) {
+        free(valid.p);
+        free(vals.p);
+        free(offsets.p);
+        free(data.p);
+        return -1;
+    }
+    buf_free(&c->valid);
+    buf_free(&c->values);
+    buf_free(&c->offsets);
+    buf_free(&c->data);
+    c->valid = valid;
+    c->values = vals;
+    c->offsets = offsets;
+    c->data = data;
+    c->nulls = c->n;
+    return 0;
+}
+
 void owner_release(Owner *o, int poison) {
     if (o->released)
         return;
     for (int i = 0; i < o->ntables; i++) {
         Table *t = &o->tables[i];
-        for (int j = 0; poison && j < t->ncols; j++) {
-            Column *c = &t->cols[j];
-            memset(c->valid.p, 0x5A, c->valid.cap);
-            memset(c->values.p, 0x5A, c->values.cap);
-            memset(c->offsets.p, 0x5A, c->offsets.cap);
-            memset(c->data.p, 0x5A, c->data.cap);
-        }
+        for (int j = 0; poison && j < t->ncols; j++)
+            poison_column(&t->cols[j]);
         table_free(t);
     }
     o->released = 1;
@@ -238,6 +274,7 @@ static const char *format_of(ColType t) {
     case COL_I64: return "l";
     case COL_I32: return "i";
     case COL_I8: return "c";
+    case COL_TS: return "tsu:UTC";
     default: return "b";
     }
 }

@@ -26,7 +26,8 @@ static inline int buf_reserve(Buf *b, size_t extra) {
     return b->len + extra <= b->cap ? 0 : buf_grow(b, extra);
 }
 
-typedef enum { COL_UTF8 = 'u', COL_I64 = 'l', COL_I32 = 'i', COL_I8 = 'c', COL_BOOL = 'b' } ColType;
+typedef enum { COL_UTF8 = 'u', COL_I64 = 'l', COL_I32 = 'i', COL_I8 = 'c', COL_BOOL = 'b',
+               COL_TS = 't' /* int64 microseconds since the epoch, UTC */ } ColType;
 
 typedef struct {
     const char *name;
@@ -76,6 +77,9 @@ long owners_alive(void); /* scans whose buffers are still held (by Python or by 
 /* Free the buffers now, whoever still holds the owner (with `poison`, overwrite them first, so a
  * reader that still used them would read garbage: tests). */
 void owner_release(Owner *o, int poison);
+/* Replace a column by one of as many NULLs, freeing its buffers (poisoned first with `poison`).
+ * 0, or -1 when memory ran out (the column is then unchanged). */
+int column_clear(Column *c, int poison);
 
 struct ArrowArrayStream;
 /* Fill `out` with a stream over table `index` of `o` (which it keeps alive): record batches of

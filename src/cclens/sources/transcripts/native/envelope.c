@@ -15,7 +15,7 @@ const char *const LINE_NAMES[L_NCOLS] = {
     "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
     "cache_creation_5m_tokens", "cache_creation_1h_tokens",
     "content_kind", "prompt_chars", "has_tool_result",
-    "raw", "line_key", "prompt_text", "seen",
+    "raw", "line_key", "prompt_text", "seen", "ts",
 };
 const ColType LINE_TYPES[L_NCOLS] = {
     COL_I32, COL_I32, COL_I64, COL_I32, COL_I8, COL_UTF8, COL_I32, COL_I64,
@@ -24,7 +24,7 @@ const ColType LINE_TYPES[L_NCOLS] = {
     COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL,
     COL_I64, COL_I64, COL_I64, COL_I64, COL_I64, COL_I64,
     COL_I8, COL_I64, COL_BOOL,
-    COL_UTF8, COL_UTF8, COL_UTF8, COL_BOOL,
+    COL_UTF8, COL_UTF8, COL_UTF8, COL_BOOL, COL_TS,
 };
 const char *const BLOCK_NAMES[B_NCOLS] = {"line", "kind", "id", "name", "is_error"};
 const ColType BLOCK_TYPES[B_NCOLS] = {COL_I32, COL_I8, COL_UTF8, COL_UTF8, COL_BOOL};
@@ -618,6 +618,78 @@ static int put_int(Column *col, const Val *v) {
     return col_i64(col, neg ? (int64_t)(0 - x) : (int64_t)x);
 }
 
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const uint8_t *p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* A timestamp with an explicit zone, "YYYY-MM-DD(T| )HH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM)", as
+ * microseconds since the epoch; 0 for any other text (the loader then casts the text in SQL, so
+ * this only ever gives what that cast would, faster). */
+static int parse_timestamp(const Val *v, int64_t *out) {
+    if (v->kind != V_STR || v->escaped || v->n < 20)
+        return 0;
+    const uint8_t *p = v->p, *e = v->p + v->n;
+    int y, mo, d, h, mi, sec;
+    if (!digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' || !digits(p + 8, 2, &d)
+        || (p[10] != 'T' && p[10] != ' ') || !digits(p + 11, 2, &h) || p[13] != ':'
+        || !digits(p + 14, 2, &mi) || p[16] != ':' || !digits(p + 17, 2, &sec))
+        return 0;
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 || sec > 59)
+        return 0;
+    p += 19;
+    int64_t micros = 0;
+    if (p < e && *p == '.') {
+        p++;
+        int n = 0;
+        while (p + n < e && p[n] >= '0' && p[n] <= '9')
+            n++;
+        if (n < 1 || n > 6)
+            return 0;
+        int frac;
+        digits(p, n, &frac);
+        micros = frac;
+        for (int i = n; i < 6; i++)
+            micros *= 10;
+        p += n;
+    }
+    int64_t offset = 0;
+    if (p < e && *p == 'Z') {
+        p++;
+    } else if (e - p == 6 && (*p == '+' || *p == '-') && p[3] == ':') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return 0;
+        offset = (*p == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+        p += 6;
+    } else {
+        return 0;
+    }
+    if (p != e)
+        return 0;
+    int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    *out = secs * 1000000 + micros;
+    return 1;
+}
+
 static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t n, int has_newline,
                    int32_t chunk, int64_t offset, const Origin *o, KeySet *seen, Table *blocks) {
     Column *c = t->cols;
@@ -699,6 +771,8 @@ static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t
     else
         rc |= col_null(&c[L_PROMPT_TEXT]);
     rc |= col_bool(&c[L_SEEN], again > 0);
+    int64_t ts;
+    rc |= parse_timestamp(&f[F_TIMESTAMP], &ts) ? col_i64(&c[L_TS], ts) : col_null(&c[L_TS]);
     t->n++;
 
     const Block *blk = (const Block *)s->blocks.p;

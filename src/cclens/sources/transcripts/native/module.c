@@ -206,19 +206,47 @@ static PyObject *scan_bad(Scan *self, PyObject *unused) {
 }
 
 static PyObject *scan_release(Scan *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"poison", NULL};
+    static char *kwlist[] = {"columns", "poison", NULL};
+    PyObject *columns = Py_None;
     int poison = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p", kwlist, &poison))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op", kwlist, &columns, &poison))
         return NULL;
-    owner_release(self->owner, poison);
+    if (columns == Py_None) {
+        owner_release(self->owner, poison);
+        Py_RETURN_NONE;
+    }
+    if (self->owner->released) {
+        PyErr_SetString(PyExc_ValueError, "this scan was released");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(columns, "columns must be a sequence of line column names");
+    if (!seq)
+        return NULL;
+    Table *lines = &self->owner->tables[0];
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        Column *c = name ? table_col(lines, name) : NULL;
+        if (!c) {
+            if (name)
+                PyErr_Format(PyExc_KeyError, "no line column %s", name);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (column_clear(c, poison)) {
+            Py_DECREF(seq);
+            return PyErr_NoMemory();
+        }
+    }
+    Py_DECREF(seq);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef scan_methods[] = {
     {"release", (PyCFunction)(void (*)(void))scan_release, METH_VARARGS | METH_KEYWORDS,
-     "release(poison=False): free the tables' buffers now. DuckDB keeps the objects a transaction read "
-     "until it ends, though it copied what it stored when each statement ran; a loader that is done "
-     "with a scan calls this so a long transaction does not hold every batch. Exporting it again "
+     "release(columns=None, poison=False): free the tables' buffers now (or only those of the named line "
+     "columns, which then read as NULL). DuckDB keeps the objects a transaction read until it ends, "
+     "though it copied what it stored when each statement ran; a loader that is done with (part of) a "
+     "scan calls this so a long transaction does not hold every batch. Exporting a released scan "
      "raises ValueError."},
     {"bad", (PyCFunction)scan_bad, METH_NOARGS,
      "Lines that are not valid: [(idx, chunk, byte_offset, byte_length, status)], status 1 = not UTF-8, "
