@@ -167,21 +167,22 @@ def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool =
 
 
 class Segment:
-    """Batches loaded in one transaction (the caller's): each batch lands as it comes; :meth:`finish`
-    models the new lines of all of them at once and stores the cursors. Modelling once per segment
-    instead of once per batch runs each model statement once, where most of a statement's cost on a
-    batch was fixed. The model reads the scanned tables themselves (their landing copies freed once
-    landed), so nothing is copied into staging tables."""
+    """Batches loaded in one transaction (the caller's). Each batch lands as it comes and leaves, in
+    small scratch tables, what the model needs of its new lines already reduced (the best line of each
+    request, the first of each prompt and tool use, each session's aggregates); :meth:`finish` merges
+    them, writes the model and stores the cursors. Reducing a batch while the next one is read keeps
+    the model's statements small, where running them on every line at the end of a segment, or on
+    every batch against the model tables, cost most of a cold ingest."""
 
     def __init__(self, wh, *, host: str, capture_content: bool, run_id: str | None = None):
         self.wh = wh
         self.host = host
         self.capture_content = capture_content
         self.run_id = run_id or uuid.uuid4().hex
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(timezone.utc)  # also tells this segment's landed lines apart
         self.stats = IngestStats()
         self.cursors: list[FileCursor] = []
-        self.kept: list[tuple[Scanned, bool]] = []  # each batch's scan, and whether it has landed copies
+        self.batches = 0
         _drop_scratch(wh)
         wh.execute("CREATE TEMP TABLE _tl_dup (batch INTEGER, idx INTEGER)")
         # Lines without a session share the key prefix ':'; landed ones from before can only be found
@@ -190,81 +191,57 @@ class Segment:
             "SELECT count(*) FROM (SELECT 1 FROM landing_transcript_line_stored WHERE session_id IS NULL LIMIT 1)") > 0
 
     def add(self, batch: ScannedBatch, cursors: list[FileCursor]) -> None:
-        """Quarantine and land one scanned batch; its scan is kept for :meth:`finish`."""
-        wh, scanned, number = self.wh, batch.scanned, len(self.kept)
+        """Quarantine, land and reduce one scanned batch."""
+        wh, scanned, number = self.wh, batch.scanned, self.batches
         self.stats.add(IngestStats(files=batch.files, bytes=batch.bytes, lines=scanned.total_lines))
         self.cursors.extend(cursors)
         wh.register("_tl_lines", scanned.lines)
+        wh.register("_tl_blocks", scanned.blocks)
         try:
-            landed_before = _mark_landed(wh, self.sessionless_landed, number)
+            new = _new_lines("_tl_lines", number, _mark_landed(wh, self.sessionless_landed, number))
             self.stats.quarantined += _quarantine(wh, batch.quarantine, self.host, self.run_id)
-            self.stats.new_lines += _land(wh, _new_lines("_tl_lines", number, landed_before), self.host,
-                                          self.run_id, self.now)
+            self.stats.new_lines += _land(wh, new, self.host, self.run_id, self.now)
+            _reduce(wh, new, number, self.capture_content, first=number == 0)
         finally:
             wh.unregister("_tl_lines")
-        # DuckDB keeps every object a transaction read until it ends, though each statement copied
-        # what it stored: the landing copies (most of a scan) are freed now, the rest after finish.
-        _release(scanned, ["raw"])
-        self.kept.append((scanned, landed_before))
+            wh.unregister("_tl_blocks")
+            # DuckDB keeps every object a transaction read until it ends, though each statement
+            # copied what it stored: without this a segment would hold all its batches' buffers.
+            _release(batch.scanned)
+        self.batches += 1
 
     def finish(self) -> IngestStats:
-        """Model the new lines of the segment (requests, prompts, tool uses, sessions) and store the
-        cursors. ``_tl_stage`` / ``_tl_stage_blocks`` are views over every batch's scan: the new lines,
-        ``seq`` unique in the segment, and their tool blocks (joined to them by ``seq``)."""
+        """Merge the batches' reductions into the model (requests, prompts, tool uses, sessions) and
+        store the cursors."""
         wh = self.wh
         try:
-            if self.kept:
-                lines, blocks = [], []
-                for number, (scanned, landed_before) in enumerate(self.kept):
-                    wh.register(f"_tl_lines_{number}", scanned.lines)
-                    wh.register(f"_tl_blocks_{number}", scanned.blocks)
-                    lines.append(f"SELECT ({number}::BIGINT << 32) + idx AS seq, {_STAGE_COLUMNS} "
-                                 f"FROM ({_new_lines(f'_tl_lines_{number}', number, landed_before)})")
-                    blocks.append(f"SELECT ({number}::BIGINT << 32) + line AS seq, kind, id, name, is_error "
-                                  f"FROM _tl_blocks_{number}")
-                wh.execute("CREATE TEMP VIEW _tl_stage AS " + " UNION ALL ".join(lines))
-                wh.execute("CREATE TEMP VIEW _tl_stage_blocks AS " + " UNION ALL ".join(blocks))
+            if self.batches:
                 self.stats.new_requests, self.stats.updated_requests = _model_requests(wh, self.host, self.now)
                 if self.stats.new_requests:
                     _price_new_models(wh)
-                _model_prompts_and_tools(wh, self.host, self.capture_content)
-                _rebuild_sessions(wh, self.host, self.now)
+                _model_prompts_and_tools(wh, self.host)
+                _rebuild_sessions(wh, self.host, self.run_id, self.now)
             _store_cursors(wh, self.host, self.cursors, self.now)
         finally:
             _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
-            for number, (scanned, _) in enumerate(self.kept):
-                for name in (f"_tl_lines_{number}", f"_tl_blocks_{number}"):
-                    try:
-                        wh.unregister(name)
-                    except Exception:  # never registered: finish failed before
-                        pass
-                _release(scanned, None)
-            self.kept = []
         return self.stats
 
 
-def _release(scanned: Scanned, columns: list[str] | None) -> None:
-    """Free ``columns`` of a scan (all of it for None) when the scanner can (the C one can)."""
+def _release(scanned: Scanned) -> None:
+    """Free a scan's buffers when the scanner can (the C one can)."""
     release = getattr(scanned, "release", None)
     if release is not None:
-        release(columns, poison=POISON_RELEASED)
+        release(poison=POISON_RELEASED)
 
 
-_SCRATCH_TABLES = ("_tl_dup", "_tl_req", "_tl_sessions")
+_PARTS = ("_tl_req_part", "_tl_prompt_part", "_tl_tool_part", "_tl_result_part", "_tl_session_part",
+          "_tl_session_agent", "_tl_session_prompt")
+_SCRATCH_TABLES = ("_tl_dup", "_tl_req", "_tl_sessions") + _PARTS
 
 
 def _drop_scratch(wh) -> None:
-    wh.execute("DROP VIEW IF EXISTS _tl_stage")
-    wh.execute("DROP VIEW IF EXISTS _tl_stage_blocks")
     for name in _SCRATCH_TABLES:
         wh.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-# The columns of a new line the model reads (everything but the landing copy).
-_STAGE_COLUMNS = """ts, line_key, path, generation, byte_offset, type, session_id, uuid, agent_id, cwd, git_branch,
-    version, entrypoint, prompt_id, request_id, message_id, model, speed, service_tier, is_sidechain, is_api_error,
-    is_meta, is_compact_summary, has_usage, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
-    cache_creation_5m_tokens, cache_creation_1h_tokens, content_kind, prompt_chars, has_tool_result, prompt_text"""
 
 
 def _new_lines(table: str, number: int, landed_before: bool) -> str:
@@ -301,6 +278,81 @@ def _mark_landed(wh, sessionless_landed: bool, number: int) -> bool:
     return True
 
 
+def _reduce(wh, new: str, number: int, capture_content: bool, *, first: bool) -> None:
+    """Add batch ``number``'s share of the model to the part tables (``new``: the SELECT of its new
+    lines, :func:`_new_lines`); :func:`_model_requests`, :func:`_model_prompts_and_tools` and
+    :func:`_rebuild_sessions` merge them. A part row keeps what merging needs: the request's best line
+    with what ranks it and the earliest timestamp and origin among its lines, a session's aggregates
+    with the timestamps that rank them."""
+    into = (lambda t: f"CREATE TEMP TABLE {t} AS") if first else (lambda t: f"INSERT INTO {t}")
+    part = f"({number}::BIGINT << 32)"
+    text = "prompt_text" if capture_content else "NULL::VARCHAR"
+    # Requests: the line with the largest usage (non-sidechain first, then the earliest) gives the
+    # tokens; the earliest line gives the ts and the origin, whatever the batching.
+    wh.execute(into("_tl_req_part") + f"""
+    WITH n AS ({new}), candidate AS (
+        SELECT idx, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
+               byte_offset, coalesce(is_sidechain, false) AS sidechain,
+               coalesce(input_tokens, 0) + coalesce(output_tokens, 0) + coalesce(cache_creation_tokens, 0)
+                 + coalesce(cache_read_tokens, 0) AS total
+        FROM n
+        WHERE type = 'assistant' AND has_usage AND NOT coalesce(is_api_error, false)
+          AND coalesce(model, '') <> '<synthetic>'
+    ), best AS (
+        SELECT request_key, arg_min(idx, (-total, sidechain, coalesce(ts, 'infinity'::TIMESTAMPTZ), path, byte_offset)) AS idx,
+               min(ts) AS first_ts, min({{'p': path, 'o': byte_offset}}) AS first_origin
+        FROM candidate GROUP BY request_key
+    )
+    SELECT {part} + l.idx AS part, b.request_key, b.first_ts, b.first_origin,
+           coalesce(l.input_tokens, 0) + coalesce(l.output_tokens, 0) + coalesce(l.cache_creation_tokens, 0)
+             + coalesce(l.cache_read_tokens, 0) AS total,
+           coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
+           l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
+           l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
+           l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
+           l.version, l.prompt_id
+    FROM best b JOIN n l ON l.idx = b.idx""")
+    # A prompt is a user line whose content is text (a string, or blocks none of which is a tool
+    # result) and not injected by Claude Code; its length is known when the content is a string.
+    wh.execute(into("_tl_prompt_part") + f"""
+    SELECT coalesce(prompt_id, uuid) AS prompt_id, session_id, ts, prompt_chars AS length, {text} AS text,
+           path, byte_offset
+    FROM ({new})
+    WHERE type = 'user' AND NOT coalesce(is_meta, false) AND NOT coalesce(is_compact_summary, false)
+      AND coalesce(prompt_id, uuid) IS NOT NULL AND content_kind IN (1, 2) AND NOT has_tool_result""")
+    wh.execute(into("_tl_tool_part") + f"""
+    SELECT b.id AS tool_use_id, n.session_id, coalesce(n.request_id, 'msg:' || n.message_id) AS request_key,
+           n.agent_id, n.ts, b.name AS tool_name, n.path, n.byte_offset
+    FROM _tl_blocks b JOIN ({new}) n ON n.idx = b.line
+    WHERE b.kind = 1 AND n.type = 'assistant' AND b.id IS NOT NULL""")
+    wh.execute(into("_tl_result_part") + f"""
+    SELECT b.id AS tool_use_id, b.is_error, n.ts
+    FROM _tl_blocks b JOIN ({new}) n ON n.idx = b.line
+    WHERE b.kind = 2 AND n.type = 'user' AND b.id IS NOT NULL""")
+    wh.execute(into("_tl_session_part") + _SESSION_AGGREGATES.format(lines=new))
+    wh.execute(into("_tl_session_agent") + f"""
+    SELECT DISTINCT session_id, agent_id FROM ({new}) WHERE session_id IS NOT NULL AND agent_id IS NOT NULL""")
+    wh.execute(into("_tl_session_prompt") + f"""
+    SELECT DISTINCT session_id, prompt_id FROM ({new})
+    WHERE session_id IS NOT NULL AND type = 'user' AND prompt_id IS NOT NULL""")
+
+
+# A session's aggregates over some of its lines ({lines}: a SELECT with the columns of a line), with
+# the timestamps that rank them, so that aggregates over parts of its lines merge into the whole's.
+_SESSION_AGGREGATES = """
+    SELECT session_id, min(ts) AS first_ts, max(ts) AS last_ts,
+           arg_min(cwd, ts) FILTER (WHERE cwd IS NOT NULL) AS cwd,
+           min(ts) FILTER (WHERE cwd IS NOT NULL) AS cwd_ts,
+           arg_max(git_branch, ts) FILTER (WHERE git_branch IS NOT NULL) AS git_branch,
+           max(ts) FILTER (WHERE git_branch IS NOT NULL) AS branch_ts,
+           max(version) AS version,
+           arg_min(entrypoint, ts) FILTER (WHERE entrypoint IS NOT NULL) AS entrypoint,
+           min(ts) FILTER (WHERE entrypoint IS NOT NULL) AS entrypoint_ts,
+           min(path) FILTER (WHERE agent_id IS NULL AND NOT coalesce(is_sidechain, false)) AS transcript_path,
+           count(*) AS lines
+    FROM ({lines}) WHERE session_id IS NOT NULL GROUP BY session_id"""
+
+
 def _quarantine(wh, rows: list[tuple[str, int, str, str]], host: str, run_id: str) -> int:
     """Store the lines that are not valid (:class:`ScannedBatch`), each once per file, offset and reason."""
     if not rows:
@@ -327,26 +379,15 @@ def _land(wh, new_lines: str, host: str, run_id: str, now: datetime) -> int:
 
 
 def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
-    # Candidates: assistant lines with usage from newly landed lines, excluding synthetic/API-error
-    # messages. One reply is several lines; keep per request the largest usage, non-sidechain first.
+    """Merge the requests' parts (:func:`_reduce`) into ``api_request``: one reply is several lines,
+    and copies of it may be in other files; per request the line with the largest usage wins."""
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_req AS
-    WITH candidate AS (
-        SELECT seq, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
-               byte_offset, coalesce(is_sidechain, false) AS sidechain,
-               coalesce(input_tokens, 0) + coalesce(output_tokens, 0) + coalesce(cache_creation_tokens, 0)
-                 + coalesce(cache_read_tokens, 0) AS total
-        FROM _tl_stage
-        WHERE type = 'assistant' AND has_usage AND NOT coalesce(is_api_error, false)
-          AND coalesce(model, '') <> '<synthetic>'
-    ), best AS (
-        -- The line with the largest usage (non-sidechain first, then the earliest) gives the tokens;
-        -- whatever the batching, the request's earliest line gives its ts and its origin, so any
-        -- split of the same lines (local ingest, shipping) ends with the same row.
+    WITH best AS (
         SELECT request_key,
-               arg_min(seq, (-total, sidechain, coalesce(ts, 'infinity'::TIMESTAMPTZ), path, byte_offset)) AS seq,
-               max(total) AS total, min(ts) AS ts, min({'p': path, 'o': byte_offset}) AS origin
-        FROM candidate GROUP BY request_key
+               arg_min(part, (-total, sidechain, coalesce(line_ts, 'infinity'::TIMESTAMPTZ), line_path, line_offset)) AS part,
+               min(first_ts) AS ts, min(first_origin) AS origin
+        FROM _tl_req_part GROUP BY request_key
     )
     SELECT b.request_key, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain, b.ts,
            regexp_replace(trim(l.model), '\\[[^\\]]*\\]$', '') AS model, l.model AS model_raw,
@@ -356,8 +397,8 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
            l.cache_creation_5m_tokens, l.cache_creation_1h_tokens,
            greatest(coalesce(l.cache_read_tokens, 0), 0) AS cache_read_tokens,
            l.speed, l.service_tier, l.cwd, l.git_branch, l.version, l.prompt_id,
-           b.origin.p AS path, b.origin.o AS byte_offset, b.total
-    FROM best b JOIN _tl_stage l ON l.seq = b.seq
+           b.origin.p AS path, b.origin.o AS byte_offset, l.total
+    FROM best b JOIN _tl_req_part l ON l.part = b.part
     """)
     # A sidechain replay: the same message under another request id (first one wins).
     wh.execute("""
@@ -431,83 +472,69 @@ def _price_new_models(wh) -> None:
         wh.execute("INSERT INTO model_price VALUES (" + ", ".join("?" * len(row)) + ")", row)
 
 
-def _model_prompts_and_tools(wh, host: str, capture_content: bool) -> None:
-    text = "prompt_text" if capture_content else "NULL"
-    # A prompt is a user line whose content is text (a string, or blocks none of which is a tool
-    # result) and not injected by Claude Code; its length is known when the content is a string.
-    wh.execute(f"""
+def _model_prompts_and_tools(wh, host: str) -> None:
+    """Merge the prompts' and tool uses' parts (:func:`_reduce`): the first line of each, in time then
+    file order, and when each tool use was answered."""
+    wh.execute("""
     INSERT INTO prompt (prompt_id, session_id, ts, host, length, source, text)
     SELECT prompt_id, session_id, ts, ?, length, 'transcripts', text FROM (
-        SELECT coalesce(prompt_id, uuid) AS prompt_id, session_id, ts, prompt_chars AS length, {text} AS text,
-               row_number() OVER (PARTITION BY coalesce(prompt_id, uuid) ORDER BY ts) AS rn
-        FROM _tl_stage
-        WHERE type = 'user' AND NOT coalesce(is_meta, false) AND NOT coalesce(is_compact_summary, false)
-          AND coalesce(prompt_id, uuid) IS NOT NULL AND content_kind IN (1, 2) AND NOT has_tool_result
+        SELECT *, row_number() OVER (PARTITION BY prompt_id ORDER BY ts, path, byte_offset) AS rn FROM _tl_prompt_part
     ) n
     WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM prompt p WHERE p.prompt_id = n.prompt_id AND p.source = 'transcripts')
     """, [host])
     wh.execute("""
     INSERT INTO tool_use (tool_use_id, session_id, request_key, agent_id, ts, tool_name, source)
     SELECT tool_use_id, session_id, request_key, agent_id, ts, tool_name, 'transcripts' FROM (
-        SELECT b.id AS tool_use_id, n.session_id, coalesce(n.request_id, 'msg:' || n.message_id) AS request_key,
-               n.agent_id, n.ts, b.name AS tool_name, row_number() OVER (PARTITION BY b.id ORDER BY n.ts) AS rn
-        FROM _tl_stage_blocks b JOIN _tl_stage n ON n.seq = b.seq
-        WHERE b.kind = 1 AND n.type = 'assistant' AND b.id IS NOT NULL
+        SELECT *, row_number() OVER (PARTITION BY tool_use_id ORDER BY ts, path, byte_offset) AS rn FROM _tl_tool_part
     ) t
     WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM tool_use u WHERE u.tool_use_id = t.tool_use_id AND u.source = 'transcripts')
     """)
     wh.execute("""
     UPDATE tool_use t SET result_ts = r.ts, is_error = r.is_error
-    FROM (
-        SELECT b.id AS tool_use_id, any_value(coalesce(b.is_error, false)) AS is_error, min(n.ts) AS ts
-        FROM _tl_stage_blocks b JOIN _tl_stage n ON n.seq = b.seq
-        WHERE b.kind = 2 AND n.type = 'user' AND b.id IS NOT NULL
-        GROUP BY 1
-    ) r
+    FROM (SELECT tool_use_id, any_value(coalesce(is_error, false)) AS is_error, min(ts) AS ts
+          FROM _tl_result_part GROUP BY 1) r
     WHERE t.tool_use_id = r.tool_use_id AND t.source = 'transcripts' AND t.result_ts IS NULL
     """)
 
 
-def _rebuild_sessions(wh, host: str, now: datetime) -> None:
-    """Rebuild the ``session`` rows of the sessions the segment touched, over all their lines: the
-    staged ones, and for a session that had landed lines before (it has a ``session`` row), those,
-    whose fields are read back from their landing copies. A cold ingest reads nothing back."""
+def _rebuild_sessions(wh, host: str, run_id: str, now: datetime) -> None:
+    """Rebuild the ``session`` rows of the sessions the segment touched from their parts (:func:`_reduce`)
+    and, for a session that had landed lines before (it has a ``session`` row), those lines, whose
+    fields are read back from their landing copies (a cold ingest reads nothing back)."""
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_sessions AS
     SELECT DISTINCT s.session_id, (p.session_id IS NOT NULL) AS prior
-    FROM _tl_stage s LEFT JOIN session p ON p.session_id = s.session_id
-    WHERE s.session_id IS NOT NULL
+    FROM _tl_session_part s LEFT JOIN session p ON p.session_id = s.session_id
     """)
     wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
-    earlier = ""
+    parts = "SELECT ?::VARCHAR AS host, * FROM _tl_session_part"
+    agents = "SELECT session_id, agent_id FROM _tl_session_agent"
+    prompts = "SELECT session_id, prompt_id FROM _tl_session_prompt"
+    params: list = [host]
     if wh.scalar("SELECT count(*) FROM _tl_sessions WHERE prior"):
-        earlier = """
-        UNION ALL
-        SELECT l.session_id, l.host, l.ts, l.cwd, l.git_branch, l.version, l.entrypoint, l.path, l.agent_id,
-               l.is_sidechain, l.prompt_id, l.record_type
-        FROM landing_transcript_line l
-        WHERE l.session_id IN (SELECT session_id FROM _tl_sessions WHERE prior)
-          AND l.line_key NOT IN (SELECT line_key FROM _tl_stage
-                                 WHERE session_id IN (SELECT session_id FROM _tl_sessions WHERE prior))"""
+        # The earlier lines: landed before this segment (whose lines have its run id and time).
+        earlier = """SELECT l.*, l.record_type AS type FROM landing_transcript_line l
+                     WHERE l.session_id IN (SELECT session_id FROM _tl_sessions WHERE prior)
+                       AND NOT (l.run_id IS NOT DISTINCT FROM ? AND l.ingested_at = ?)"""
+        parts += (f" UNION ALL BY NAME SELECT h.host, a.* FROM ({_SESSION_AGGREGATES.format(lines=earlier)}) a "
+                  f"JOIN (SELECT session_id, any_value(host) AS host FROM ({earlier}) GROUP BY 1) h USING (session_id)")
+        agents += f" UNION SELECT session_id, agent_id FROM ({earlier}) WHERE agent_id IS NOT NULL"
+        prompts += f" UNION SELECT session_id, prompt_id FROM ({earlier}) WHERE type = 'user' AND prompt_id IS NOT NULL"
+        params += [run_id, now] * 4
     wh.execute(f"""
     INSERT INTO session
-    WITH line AS (
-        SELECT session_id, ? AS host, ts, cwd, git_branch, version, entrypoint, path, agent_id, is_sidechain,
-               prompt_id, type AS record_type
-        FROM _tl_stage WHERE session_id IS NOT NULL{earlier}
-    )
-    SELECT l.session_id, any_value(l.host), min(l.ts), max(l.ts),
-           arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
-           arg_min(l.cwd, l.ts) FILTER (WHERE l.cwd IS NOT NULL),
-           arg_max(l.git_branch, l.ts) FILTER (WHERE l.git_branch IS NOT NULL),
-           max(l.version), arg_min(l.entrypoint, l.ts) FILTER (WHERE l.entrypoint IS NOT NULL),
-           min(l.path) FILTER (WHERE l.agent_id IS NULL AND NOT coalesce(l.is_sidechain, false)),
-           count(DISTINCT l.agent_id),
-           count(DISTINCT l.prompt_id) FILTER (WHERE l.record_type = 'user'),
-           count(*), ?
-    FROM line l
-    GROUP BY l.session_id
-    """, [host, now])
+    WITH merged AS (
+        SELECT session_id, any_value(host) AS host, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+               arg_min(cwd, cwd_ts) AS cwd, arg_max(git_branch, branch_ts) AS git_branch, max(version) AS version,
+               arg_min(entrypoint, entrypoint_ts) AS entrypoint, min(transcript_path) AS transcript_path,
+               sum(lines) AS lines
+        FROM ({parts}) GROUP BY session_id
+    ), agents AS (SELECT session_id, count(DISTINCT agent_id) AS n FROM ({agents}) GROUP BY 1),
+       turns AS (SELECT session_id, count(DISTINCT prompt_id) AS n FROM ({prompts}) GROUP BY 1)
+    SELECT m.session_id, m.host, m.first_ts, m.last_ts, m.cwd, m.cwd, m.git_branch, m.version, m.entrypoint,
+           m.transcript_path, coalesce(a.n, 0), coalesce(t.n, 0), m.lines, ?
+    FROM merged m LEFT JOIN agents a USING (session_id) LEFT JOIN turns t USING (session_id)
+    """, params + [now])
     wh.execute("DROP TABLE IF EXISTS _tl_sessions")
 
 
