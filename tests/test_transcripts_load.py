@@ -3,6 +3,7 @@ pass per line, batching and segments, and the bulk-load settings being restored.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -120,6 +121,35 @@ def test_any_batching_gives_the_same_warehouse(tmp_path):
         wh.close()
     assert results[0][3]["api_request"] and results[0][3]["tool_use"] and results[0][3]["quarantine"]
     assert results[1] == results[0] and results[2] == results[0]
+
+
+def test_requests_ranked_by_the_scanner_or_in_sql_give_the_same_warehouse(tmp_path, monkeypatch):
+    """The scanner marks each request's best line per batch; a batch it cannot mark (a timestamp only
+    DuckDB's cast reads, here one without a zone) is ranked in SQL. Both give the same rows."""
+    from cclens.sources.transcripts import load
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import open_warehouse
+
+    generate(tmp_path / "projects", target_bytes=400_000, seed=13, days=3)
+    odd = tmp_path / "projects" / "odd" / "s.jsonl"
+    odd.parent.mkdir()
+    reply = {"type": "assistant", "sessionId": "odd", "requestId": "r-odd", "message": {"id": "m-odd",
+             "model": "claude-sonnet-4-5", "usage": {"input_tokens": 3, "output_tokens": 1}}}
+    odd.write_text("\n".join(json.dumps({**reply, "uuid": f"u{i}", "timestamp": t, "message": {
+        **reply["message"], "usage": {"input_tokens": 3, "output_tokens": n}}})
+        for i, (t, n) in enumerate([("2026-10-02 10:00:00", 1), ("2026-10-02T09:00:00+02:00", 4),
+                                   ("2026-10-02 11:00:00", 4)])) + "\n")
+    results = []
+    for marked in (True, False):
+        monkeypatch.setattr(load, "MARKED_REQUESTS", marked)
+        wh = open_warehouse(tmp_path / f"{marked}.duckdb")
+        wh.execute("SET TimeZone = 'UTC'")
+        ingest_paths(wh, [tmp_path / "projects"], host="h", include_defaults=False, batch_bytes=100_000)
+        results.append(_tables(wh))
+        wh.close()
+    assert results[0]["api_request"] and results[1] == results[0]
+    odd_row = [r for r in results[0]["api_request"] if r["request_key"] == "r-odd"]
+    assert odd_row[0]["output_tokens"] == 4 and str(odd_row[0]["ts"]).startswith("2026-10-02 07:00:00")
 
 
 def test_nothing_reads_a_scan_after_it_is_released(tmp_path, monkeypatch):

@@ -679,13 +679,15 @@ def test_splitting_at_line_boundaries_gives_the_same_rows(lines, final_newline, 
     assert [(i, n, s) for i, _, _, n, s in split.bad] == [(i, n, s) for i, _, _, n, s in one.bad]
     assert (split.total_lines, split.blank_lines) == (one.total_lines, one.blank_lines)
 
-    # One scan per chunk, the run's key set shared: the same rows, ``seen`` included (``idx`` restarts).
+    # One scan per chunk, the run's key set shared: the same rows, ``seen`` included (``idx`` restarts,
+    # and a request's best line is the best of its scan: the loader merges scans).
     run = KeySets()
     scans = [scan_both([chunk], capture, [("/f.jsonl", 2, a)], seen=run) for chunk, a in zip(chunks, bounds)]
     per_scan = [r for result in scans for r in result.lines]
+    per_scan_columns = ("idx", "chunk", "chunk_offset", "request_best", "request_first_ts", "request_first_idx")
 
     def unplaced(rows):
-        return [{k: v for k, v in r.items() if k not in ("idx", "chunk", "chunk_offset")} for r in rows]
+        return [{k: v for k, v in r.items() if k not in per_scan_columns} for r in rows]
 
     assert unplaced(per_scan) == unplaced(one.lines)
 

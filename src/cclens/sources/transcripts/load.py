@@ -35,6 +35,8 @@ QUARANTINE_RAW_LIMIT = 4096
 # Tests set this: a released scan's buffers are overwritten before they are freed, so a statement
 # that still read them after release would store garbage (tests/test_transcripts_load.py).
 POISON_RELEASED = False
+# Tests clear this to reduce every batch's requests in SQL, as batches the scanner cannot mark are.
+MARKED_REQUESTS = True
 
 # While a run loads many batches: DuckDB's own memory cap (it spills past it; keeps peak RSS flat
 # whatever the corpus size), and a write-ahead log that may grow to this size before it is folded
@@ -198,10 +200,14 @@ class Segment:
         wh.register("_tl_lines", scanned.lines)
         wh.register("_tl_blocks", scanned.blocks)
         try:
-            new = _new_lines("_tl_lines", number, _mark_landed(wh, self.sessionless_landed, number))
+            landed_before = _mark_landed(wh, self.sessionless_landed, number)
+            new = _new_lines("_tl_lines", number, landed_before)
             self.stats.quarantined += _quarantine(wh, batch.quarantine, self.host, self.run_id)
             self.stats.new_lines += _land(wh, new, self.host, self.run_id, self.now)
-            _reduce(wh, new, number, self.capture_content, first=number == 0)
+            # The scanner marks each request's best line unless a line it cannot rank as SQL would
+            # (or a copy landed before, which it cannot know of) is in the batch.
+            marked = MARKED_REQUESTS and getattr(scanned, "requests_exact", False) and not landed_before
+            _reduce(wh, new, number, self.capture_content, marked=marked, first=number == 0)
         finally:
             wh.unregister("_tl_lines")
             wh.unregister("_tl_blocks")
@@ -278,18 +284,33 @@ def _mark_landed(wh, sessionless_landed: bool, number: int) -> bool:
     return True
 
 
-def _reduce(wh, new: str, number: int, capture_content: bool, *, first: bool) -> None:
+def _reduce(wh, new: str, number: int, capture_content: bool, *, marked: bool, first: bool) -> None:
     """Add batch ``number``'s share of the model to the part tables (``new``: the SELECT of its new
     lines, :func:`_new_lines`); :func:`_model_requests`, :func:`_model_prompts_and_tools` and
     :func:`_rebuild_sessions` merge them. A part row keeps what merging needs: the request's best line
     with what ranks it and the earliest timestamp and origin among its lines, a session's aggregates
-    with the timestamps that rank them."""
+    with the timestamps that rank them. ``marked``: the scanner marked each request's best line
+    (``request_best``, with ``request_first_ts`` and ``request_first_idx``) by the same rule."""
     into = (lambda t: f"CREATE TEMP TABLE {t} AS") if first else (lambda t: f"INSERT INTO {t}")
     part = f"({number}::BIGINT << 32)"
     text = "prompt_text" if capture_content else "NULL::VARCHAR"
     # Requests: the line with the largest usage (non-sidechain first, then the earliest) gives the
     # tokens; the earliest line gives the ts and the origin, whatever the batching.
-    wh.execute(into("_tl_req_part") + f"""
+    columns = """coalesce(l.input_tokens, 0) + coalesce(l.output_tokens, 0) + coalesce(l.cache_creation_tokens, 0)
+             + coalesce(l.cache_read_tokens, 0) AS total,
+           coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
+           l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
+           l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
+           l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
+           l.version, l.prompt_id"""
+    if marked:
+        wh.execute(into("_tl_req_part") + f"""
+        SELECT {part} + l.idx AS part, coalesce(l.request_id, 'msg:' || l.message_id, 'line:' || l.line_key) AS request_key,
+               l.request_first_ts AS first_ts, {{'p': f.path, 'o': f.byte_offset}} AS first_origin, {columns}
+        FROM ({new}) l JOIN _tl_lines f ON f.idx = l.request_first_idx
+        WHERE l.request_best""")
+    else:
+        wh.execute(into("_tl_req_part") + f"""
     WITH n AS ({new}), candidate AS (
         SELECT idx, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
                byte_offset, coalesce(is_sidechain, false) AS sidechain,
@@ -303,14 +324,7 @@ def _reduce(wh, new: str, number: int, capture_content: bool, *, first: bool) ->
                min(ts) AS first_ts, min({{'p': path, 'o': byte_offset}}) AS first_origin
         FROM candidate GROUP BY request_key
     )
-    SELECT {part} + l.idx AS part, b.request_key, b.first_ts, b.first_origin,
-           coalesce(l.input_tokens, 0) + coalesce(l.output_tokens, 0) + coalesce(l.cache_creation_tokens, 0)
-             + coalesce(l.cache_read_tokens, 0) AS total,
-           coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
-           l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
-           l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
-           l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
-           l.version, l.prompt_id
+    SELECT {part} + l.idx AS part, b.request_key, b.first_ts, b.first_origin, {columns}
     FROM best b JOIN n l ON l.idx = b.idx""")
     # A prompt is a user line whose content is text (a string, or blocks none of which is a tool
     # result) and not injected by Claude Code; its length is known when the content is a string.

@@ -22,7 +22,7 @@ Fields: first occurrence of a key wins, as in a JSON object lookup. A field read
 value of a JSON string (escapes decoded; an escaped lone surrogate becomes U+FFFD), or the literal
 text of a number, ``true`` or ``false``; null, an object or an array read as NULL. A field read as a
 boolean is ``true``/``false``, anything else NULL. A token count is an integer literal that fits in
-64 bits, anything else NULL.
+a signed 64-bit integer (negative ones included; the model clamps them at 0), anything else NULL.
 
 ======================  ==========================================================================
 column                  from
@@ -45,25 +45,40 @@ prompt_chars            code points of ``message.content`` when it is a string (
                         pair counts one)
 has_tool_result         ``message.content`` has a block whose ``type`` is ``"tool_result"``
 raw                     the landing copy (below), as JSON
-line_key                ``<session_id>:<uuid>``, or ``<session_id>:h:<md5 of the line, newline included>``
-                        when ``uuid`` reads as NULL (``session_id`` NULL gives an empty one)
+line_key                ``<session_id>:<uuid>``, or ``<session_id>:h:<md5 of the line's bytes and its
+                        newline, when it has one>`` when ``uuid`` reads as NULL (a ``\r`` before the
+                        newline belongs to the line; ``session_id`` NULL gives an empty one)
 prompt_text             with content capture: ``message.content`` when it is a string
 seen                    the line key was already in the run's :func:`key_set` (an earlier line of this
                         scan, or of an earlier scan given the same set); the key is added to it
 ts                      ``timestamp`` as a UTC timestamp (microseconds) when it is an unescaped string
                         ``YYYY-MM-DD(T| )HH:MM:SS[.f]`` with 1-6 fraction digits and a zone ``Z`` or
                         ``±HH:MM``, a valid date and time; else NULL (the loader then casts the text)
+request_best            an API request line (assistant, with usage, not an API error, not the model
+                        ``<synthetic>``) not ``seen``, that is the best of its request in this scan: the
+                        request is ``requestId``, else ``msg:`` + ``message.id``, else ``line:`` + the line
+                        key; best: most tokens, then not sidechain, then earliest ``ts``, then file order.
+                        False on every other valid line
+request_first_ts        on a best line: the earliest ``ts`` among its request's lines in the scan
+request_first_idx       on a best line: the row of its request's first line in the scan
 ======================  ==========================================================================
 
+The scan's ``requests_exact`` is False when a request line has a timestamp text that ``ts`` does not
+read, or token counts whose sum leaves 64 bits: the loader then ranks that batch's requests itself,
+in SQL, rather than trusting ``request_*``.
+
 ``message``, ``attachment``, ``message.usage`` and ``message.usage.cache_creation`` are read from the
-first member of that name, and only when it is an object. **blocks**: one row per element of an array
-``message.content`` that is an object whose ``type`` is ``"tool_use"`` (``id``, ``name``) or
-``"tool_result"`` (``tool_use_id`` as id, ``is_error``), with the row index of its line.
+first member of that name, and only when it is an object (the landing copy still rebuilds every
+member of that name that is an object). Keys are compared by their decoded value. **blocks**: one
+row per element of an array ``message.content`` that is an object whose first ``type`` is the string
+``"tool_use"`` or ``"tool_result"``: ``id`` (a result's ``tool_use_id``), ``name``, ``is_error``, with
+the row index of its line.
 
 The landing copy (content capture off): the line's top-level object with these members removed:
 ``content``, ``lastPrompt``, ``summary``, ``snapshot``, ``toolUseResult`` (but ``{"gitOperation": X}``
 is kept in its place when it is an object whose first ``gitOperation`` is not null: a commit id, not
-content), ``message`` and ``attachment`` unless they are objects; inside ``message``: ``content``;
+content; the key is written plainly, X as it was, any value but null), ``message`` and ``attachment``
+unless they are objects; inside ``message``: ``content``;
 inside ``attachment``: ``content``, ``stdout``, ``stderr``, ``addedLines``, ``prompt``, ``file``,
 ``snippet``. The members kept are written as they were (key and value bytes unchanged), in their
 order, separated by ``,`` with no whitespace at the levels rebuilt. With content capture on, the
@@ -84,7 +99,7 @@ LINE_COLUMNS = (
     "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
     "cache_creation_5m_tokens", "cache_creation_1h_tokens",
     "content_kind", "prompt_chars", "has_tool_result",
-    "raw", "line_key", "prompt_text", "seen", "ts",
+    "raw", "line_key", "prompt_text", "seen", "ts", "request_best", "request_first_ts", "request_first_idx",
 )
 BLOCK_COLUMNS = ("line", "kind", "id", "name", "is_error")
 BLOCK_TOOL_USE, BLOCK_TOOL_RESULT = 1, 2

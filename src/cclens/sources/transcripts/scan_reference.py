@@ -320,7 +320,9 @@ LINE_TYPES = {"idx": pa.int32(), "chunk": pa.int32(), "chunk_offset": pa.int64()
               "input_tokens": pa.int64(), "output_tokens": pa.int64(), "cache_creation_tokens": pa.int64(),
               "cache_read_tokens": pa.int64(), "cache_creation_5m_tokens": pa.int64(),
               "cache_creation_1h_tokens": pa.int64(), "prompt_chars": pa.int64(), "content_kind": pa.int8(),
-              "seen": pa.bool_(), "ts": pa.timestamp("us", tz="UTC")}  # every other column but raw is text
+              "seen": pa.bool_(), "ts": pa.timestamp("us", tz="UTC"), "request_best": pa.bool_(),
+              "request_first_ts": pa.timestamp("us", tz="UTC"), "request_first_idx": pa.int32()}
+# every other column but raw is text
 BLOCK_TYPES = {"line": pa.int32(), "kind": pa.int8(), "is_error": pa.bool_()}  # id, name: text
 
 
@@ -360,6 +362,37 @@ def parse_timestamp(line: bytes, value: Value | None) -> datetime | None:
     return at
 
 
+INT64 = (-2**63, 2**63 - 1)
+
+
+def is_request(root: Value, row: dict) -> bool:
+    """An API request line: assistant, with usage, not an API error, not the <synthetic> model."""
+    type_, model = member(root, "type"), member(an_object(member(root, "message")), "model")
+    return (type_ is not None and type_.kind == "string" and type_.text == "assistant" and row["has_usage"]
+            and row["is_api_error"] is not True
+            and not (model is not None and model.kind == "string" and model.text == "<synthetic>"))
+
+
+def add_request(requests: dict, row: dict, timestamp: Value | None) -> bool:
+    """Count ``row`` in its request (key: requestId, else msg:<message id>, else line:<line key>), the
+    best line ranked by total tokens (largest first), not sidechain, earliest timestamp, then file
+    order; returns True when the line has a total or a timestamp only SQL reads (see the C scanner)."""
+    key = (row["request_id"] if row["request_id"] is not None
+           else "msg:" + row["message_id"] if row["message_id"] is not None else "line:" + row["line_key"])
+    total = sum(row[c] or 0 for c in ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens"))
+    inexact = not INT64[0] <= total <= INT64[1] or (row["ts"] is None and as_text(timestamp) is not None)
+    rank = (-total, row["is_sidechain"] is True, row["ts"] is None, row["ts"] or 0)
+    r = requests.get(key)
+    if r is None:
+        requests[key] = {"best": row["idx"], "rank": rank, "first": row["idx"], "first_ts": row["ts"]}
+    else:
+        if rank < r["rank"]:
+            r["best"], r["rank"] = row["idx"], rank
+        if row["ts"] is not None and (r["first_ts"] is None or row["ts"] < r["first_ts"]):
+            r["first_ts"] = row["ts"]
+    return inexact
+
+
 def status_of(line: bytes) -> tuple[int, Value | None]:
     """The line's status (0 an object, 1 not UTF-8, 2 not JSON, 3 not an object) and its value."""
     try:
@@ -377,9 +410,11 @@ class ReferenceScan:
     """What :func:`scan` returns: the same interface as the C scanner's result (:class:`.scan.Scanned`),
     with pyarrow tables."""
 
-    def __init__(self, lines: pa.Table, blocks: pa.Table, bad: list, total_lines: int, blank_lines: int):
+    def __init__(self, lines: pa.Table, blocks: pa.Table, bad: list, total_lines: int, blank_lines: int,
+                 requests_exact: bool):
         self.lines, self.blocks = lines, blocks
         self.total_lines, self.blank_lines = total_lines, blank_lines
+        self.requests_exact = requests_exact
         self._bad = bad
 
     def bad(self) -> list[tuple[int, int, int, int, int]]:
@@ -395,6 +430,8 @@ def scan(chunks: Sequence[bytes], capture_content: bool = False,
         raise ValueError("one origin per chunk")
     seen = set() if seen is None else seen
     rows, block_rows, bad = [], [], []
+    requests: dict[str, dict] = {}
+    inexact = False
     total = blank = 0
     for chunk_no, chunk in enumerate(chunks):
         data = bytes(chunk)
@@ -419,6 +456,9 @@ def scan(chunks: Sequence[bytes], capture_content: bool = False,
                     row["line_key"] = line_key(line, newline >= 0, row["session_id"], row["uuid"])
                     row["ts"] = parse_timestamp(line, member(root, "timestamp"))
                     row["seen"] = row["line_key"] in seen
+                    row["request_best"] = False
+                    if not row["seen"] and is_request(root, row):
+                        inexact |= add_request(requests, row, member(root, "timestamp"))
                     seen.add(row["line_key"])
                     if not capture_content:
                         row["prompt_text"] = None
@@ -427,5 +467,8 @@ def scan(chunks: Sequence[bytes], capture_content: bool = False,
                     bad.append((row["idx"], chunk_no, pos, len(line), status))
                 rows.append(row)
             pos = end + 1
+    for r in requests.values():  # each request's best line, with its earliest timestamp and first row
+        best = rows[r["best"]]
+        best.update(request_best=True, request_first_ts=r["first_ts"], request_first_idx=r["first"])
     return ReferenceScan(pa.Table.from_pylist(rows, schema=LINE_SCHEMA),
-                         pa.Table.from_pylist(block_rows, schema=BLOCK_SCHEMA), bad, total, blank)
+                         pa.Table.from_pylist(block_rows, schema=BLOCK_SCHEMA), bad, total, blank, not inexact)

@@ -132,6 +132,35 @@ int col_str_end(Column *c, size_t n) {
     return 0;
 }
 
+static void set_bit(Buf *b, int64_t row, int v) {
+    if (v)
+        b->p[row / 8] |= (uint8_t)(1u << (row % 8));
+    else
+        b->p[row / 8] &= (uint8_t)~(1u << (row % 8));
+}
+
+static void set_valid_at(Column *c, int64_t row) {
+    if (!(c->valid.p[row / 8] & (1u << (row % 8)))) {
+        set_bit(&c->valid, row, 1);
+        c->nulls--;
+    }
+}
+
+void col_set_bool(Column *c, int64_t row, int v) {
+    set_bit(&c->values, row, v);
+    set_valid_at(c, row);
+}
+
+void col_set_i64(Column *c, int64_t row, int64_t v) {
+    memcpy(c->values.p + 8 * row, &v, 8);
+    set_valid_at(c, row);
+}
+
+void col_set_i32(Column *c, int64_t row, int32_t v) {
+    memcpy(c->values.p + 4 * row, &v, 4);
+    set_valid_at(c, row);
+}
+
 int col_str(Column *c, const uint8_t *p, size_t n) {
     uint8_t *w = col_str_begin(c, n);
     if (!w)

@@ -54,6 +54,10 @@ int col_i32(Column *c, int32_t v);
 int col_i8(Column *c, int8_t v);
 int col_bool(Column *c, int v);
 int col_str(Column *c, const uint8_t *p, size_t n);
+/* Overwrite the value of an existing row (it becomes valid). */
+void col_set_bool(Column *c, int64_t row, int v);
+void col_set_i64(Column *c, int64_t row, int64_t v);
+void col_set_i32(Column *c, int64_t row, int32_t v);
 /* A utf8 value written in place: col_str_begin reserves room for at most `max` bytes and returns
  * where to write them; col_str_end commits the `n` bytes actually written. */
 uint8_t *col_str_begin(Column *c, size_t max);

@@ -15,7 +15,7 @@ const char *const LINE_NAMES[L_NCOLS] = {
     "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
     "cache_creation_5m_tokens", "cache_creation_1h_tokens",
     "content_kind", "prompt_chars", "has_tool_result",
-    "raw", "line_key", "prompt_text", "seen", "ts",
+    "raw", "line_key", "prompt_text", "seen", "ts", "request_best", "request_first_ts", "request_first_idx",
 };
 const ColType LINE_TYPES[L_NCOLS] = {
     COL_I32, COL_I32, COL_I64, COL_I32, COL_I8, COL_UTF8, COL_I32, COL_I64,
@@ -24,7 +24,7 @@ const ColType LINE_TYPES[L_NCOLS] = {
     COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL, COL_BOOL,
     COL_I64, COL_I64, COL_I64, COL_I64, COL_I64, COL_I64,
     COL_I8, COL_I64, COL_BOOL,
-    COL_UTF8, COL_UTF8, COL_UTF8, COL_BOOL, COL_TS,
+    COL_UTF8, COL_UTF8, COL_UTF8, COL_BOOL, COL_TS, COL_BOOL, COL_TS, COL_I32,
 };
 const char *const BLOCK_NAMES[B_NCOLS] = {"line", "kind", "id", "name", "is_error"};
 const ColType BLOCK_TYPES[B_NCOLS] = {COL_I32, COL_I8, COL_UTF8, COL_UTF8, COL_BOOL};
@@ -59,8 +59,22 @@ typedef struct {
     Val id, name, tool_use_id, is_error;
 } Block;
 
+/* A request of the scan (see scanner_requests). */
+typedef struct {
+    uint64_t hash;
+    size_t key, key_len;     /* in Scanner.req_keys */
+    int32_t best, first;     /* rows: the best line, the first line */
+    int64_t total, best_ts;  /* the best line's rank: total desc, sidechain, ts (INT64_MAX: none) */
+    int sidechain;
+    int64_t first_ts;        /* the earliest timestamp of its lines (INT64_MAX: none) */
+} Request;
+
 struct Scanner {
     int capture;      /* content capture on: the landing copy is the line as it is */
+    Request *req;     /* open addressing by hash; req_cap slots, req_n used */
+    size_t req_cap, req_n;
+    Buf req_keys;
+    int req_inexact;  /* a candidate's timestamp or total the scanner could not read as SQL would */
     const uint8_t *e; /* end of the current line */
     Buf stack;        /* json_skip's container stack */
     Buf out;          /* the landing copy being written (capture off) */
@@ -81,6 +95,8 @@ Scanner *scanner_new(int capture_content) {
 void scanner_free(Scanner *s) {
     if (!s)
         return;
+    free(s->req);
+    buf_free(&s->req_keys);
     buf_free(&s->stack);
     buf_free(&s->out);
     buf_free(&s->blocks);
@@ -601,10 +617,10 @@ static int put_bool(Column *col, const Val *v) {
     return col_null(col);
 }
 
-/* A field as BIGINT: an integer literal that fits; NULL otherwise. */
-static int put_int(Column *col, const Val *v) {
+/* A field as BIGINT: an integer literal that fits; 0 (NULL) otherwise. */
+static int read_int(const Val *v, int64_t *out) {
     if (v->kind != V_NUM || !v->integer)
-        return col_null(col);
+        return 0;
     const uint8_t *p = v->p, *e = v->p + v->n;
     int neg = *p == '-';
     p += neg;
@@ -612,10 +628,16 @@ static int put_int(Column *col, const Val *v) {
     for (; p < e; p++) {
         unsigned d = (unsigned)(*p - '0');
         if (x > (limit - d) / 10)
-            return col_null(col); /* does not fit in 64 bits */
+            return 0; /* does not fit in 64 bits */
         x = x * 10 + d;
     }
-    return col_i64(col, neg ? (int64_t)(0 - x) : (int64_t)x);
+    *out = neg ? (int64_t)(0 - x) : (int64_t)x;
+    return 1;
+}
+
+static int put_int(Column *col, const Val *v) {
+    int64_t x;
+    return read_int(v, &x) ? col_i64(col, x) : col_null(col);
 }
 
 /* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (H. Hinnant's days_from_civil). */
@@ -690,6 +712,106 @@ static int parse_timestamp(const Val *v, int64_t *out) {
     return 1;
 }
 
+/* Whether the line is an API request: an assistant line with usage, not an API error, not the
+ * <synthetic> model (the loader's rule, on the same fields). */
+static int is_request(Scanner *s) {
+    const Val *type = &s->f[F_TYPE], *model = &s->f[F_MODEL];
+    return type->kind == V_STR && json_string_equals(type->p, type->p + type->n, type->escaped, "assistant")
+           && s->has_usage && s->f[F_API_ERROR].kind != V_TRUE
+           && !(model->kind == V_STR && json_string_equals(model->p, model->p + model->n, model->escaped, "<synthetic>"));
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* Record row `idx` (a request line, not seen before in the run; `line_key` its key) in the scan's
+ * requests: its key is requestId, else "msg:" + message.id, else "line:" + the line key. */
+static int add_request(Scanner *s, int32_t idx, const uint8_t *line_key, size_t line_key_len, int64_t ts,
+                       int ts_unread) {
+    const Val *rid = &s->f[F_REQUEST_ID], *mid = &s->f[F_MSG_ID];
+    size_t max = (is_text(rid) ? rid->n : is_text(mid) ? mid->n : line_key_len) + 16;
+    if (buf_reserve(&s->req_keys, max))
+        return -1;
+    uint8_t *w = s->req_keys.p + s->req_keys.len;
+    size_t k;
+    if (is_text(rid)) {
+        k = text_into(rid, w);
+    } else if (is_text(mid)) {
+        memcpy(w, "msg:", 4);
+        k = 4 + text_into(mid, w + 4);
+    } else {
+        memcpy(w, "line:", 5);
+        memcpy(w + 5, line_key, line_key_len);
+        k = 5 + line_key_len;
+    }
+    int64_t total = 0, part;
+    static const int parts[4] = {F_IN, F_OUT, F_CC, F_CR};
+    for (int i = 0; i < 4; i++)
+        if (read_int(&s->f[parts[i]], &part) && __builtin_add_overflow(total, part, &total))
+            s->req_inexact = 1; /* SQL would fail to add these: leave the batch to it */
+    if (ts_unread)
+        s->req_inexact = 1; /* a timestamp only SQL's cast may read */
+    int sidechain = s->f[F_SIDECHAIN].kind == V_TRUE;
+    if (2 * (s->req_n + 1) > s->req_cap) {
+        size_t cap = s->req_cap ? 2 * s->req_cap : 1024;
+        Request *grown = calloc(cap, sizeof *grown);
+        if (!grown)
+            return -1;
+        for (size_t i = 0; i < s->req_cap; i++) {
+            if (!s->req[i].hash)
+                continue;
+            size_t j = (size_t)s->req[i].hash & (cap - 1);
+            while (grown[j].hash)
+                j = (j + 1) & (cap - 1);
+            grown[j] = s->req[i];
+        }
+        free(s->req);
+        s->req = grown;
+        s->req_cap = cap;
+    }
+    uint64_t h = fnv1a(w, k);
+    size_t j = (size_t)h & (s->req_cap - 1);
+    for (; s->req[j].hash; j = (j + 1) & (s->req_cap - 1)) {
+        Request *r = &s->req[j];
+        if (r->hash != h || r->key_len != k || memcmp(s->req_keys.p + r->key, w, k) != 0)
+            continue;
+        /* rows come in file order, so a later row wins only on a strictly better rank */
+        if (total > r->total || (total == r->total && (sidechain < r->sidechain
+                                 || (sidechain == r->sidechain && ts < r->best_ts)))) {
+            r->best = idx;
+            r->total = total;
+            r->sidechain = sidechain;
+            r->best_ts = ts;
+        }
+        if (ts < r->first_ts)
+            r->first_ts = ts;
+        return 0;
+    }
+    s->req[j] = (Request){.hash = h, .key = s->req_keys.len, .key_len = k, .best = idx, .first = idx,
+                          .total = total, .best_ts = ts, .sidechain = sidechain, .first_ts = ts};
+    s->req_keys.len += k;
+    s->req_n++;
+    return 0;
+}
+
+int scanner_requests(Scanner *s, Table *lines) {
+    Column *c = lines->cols;
+    for (size_t i = 0; i < s->req_cap; i++) {
+        const Request *r = &s->req[i];
+        if (!r->hash)
+            continue;
+        col_set_bool(&c[L_REQ_BEST], r->best, 1);
+        if (r->first_ts != INT64_MAX)
+            col_set_i64(&c[L_REQ_FIRST_TS], r->best, r->first_ts);
+        col_set_i32(&c[L_REQ_FIRST_IDX], r->best, r->first);
+    }
+    return s->req_inexact;
+}
+
 static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t n, int has_newline,
                    int32_t chunk, int64_t offset, const Origin *o, KeySet *seen, Table *blocks) {
     Column *c = t->cols;
@@ -748,10 +870,11 @@ static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t
     const Val *uuid = &f[F_UUID];
     uint8_t *w = col_str_begin(&c[L_LINE_KEY], (size_t)session->n + (size_t)uuid->n + 48);
     int again = 0;
+    size_t k = 0;
     if (!w) {
         rc = -1;
     } else {
-        size_t k = is_text(session) ? text_into(session, w) : 0;
+        k = is_text(session) ? text_into(session, w) : 0;
         w[k++] = ':';
         if (is_text(uuid)) {
             k += text_into(uuid, w + k);
@@ -772,7 +895,11 @@ static int put_row(Scanner *s, Table *t, int status, const uint8_t *line, size_t
         rc |= col_null(&c[L_PROMPT_TEXT]);
     rc |= col_bool(&c[L_SEEN], again > 0);
     int64_t ts;
-    rc |= parse_timestamp(&f[F_TIMESTAMP], &ts) ? col_i64(&c[L_TS], ts) : col_null(&c[L_TS]);
+    int has_ts = parse_timestamp(&f[F_TIMESTAMP], &ts);
+    rc |= has_ts ? col_i64(&c[L_TS], ts) : col_null(&c[L_TS]);
+    rc |= col_bool(&c[L_REQ_BEST], 0) | col_null(&c[L_REQ_FIRST_TS]) | col_null(&c[L_REQ_FIRST_IDX]);
+    if (again == 0 && rc == 0 && is_request(s))
+        rc |= add_request(s, idx, w, k, has_ts ? ts : INT64_MAX, !has_ts && is_text(&f[F_TIMESTAMP]));
     t->n++;
 
     const Block *blk = (const Block *)s->blocks.p;

@@ -18,7 +18,7 @@ enum {
     L_SIDECHAIN, L_API_ERROR, L_META, L_COMPACT, L_HAS_USAGE,
     L_IN, L_OUT, L_CC, L_CR, L_5M, L_1H,
     L_CONTENT_KIND, L_PROMPT_CHARS, L_HAS_TOOL_RESULT,
-    L_RAW, L_LINE_KEY, L_PROMPT_TEXT, L_SEEN, L_TS,
+    L_RAW, L_LINE_KEY, L_PROMPT_TEXT, L_SEEN, L_TS, L_REQ_BEST, L_REQ_FIRST_TS, L_REQ_FIRST_IDX,
     L_NCOLS
 };
 enum { B_LINE, B_KIND, B_ID, B_NAME, B_IS_ERROR, B_NCOLS };
@@ -47,5 +47,11 @@ typedef struct {
  * whether it was there already). Returns the line's status (ST_NOMEM when memory ran out). */
 int scan_line(Scanner *s, const uint8_t *p, size_t n, int has_newline, int32_t chunk, int64_t offset,
               const Origin *origin, KeySet *seen, Table *lines, Table *blocks);
+
+/* After the last line of a scan: mark each request's best line, with the earliest timestamp and the
+ * first row among its lines (request_best, request_first_ts, request_first_idx). Returns 1 when a
+ * request line had a timestamp or token total only SQL reads, so the loader reduces that batch
+ * itself; 0 when the marks are exact. */
+int scanner_requests(Scanner *s, Table *lines);
 
 #endif

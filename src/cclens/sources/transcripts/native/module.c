@@ -175,6 +175,7 @@ typedef struct {
     Owner *owner;
     PyObject *lines, *blocks;
     long long total_lines, blank_lines;
+    int requests_exact;
     BadLine *bad;
     Py_ssize_t nbad;
 } Scan;
@@ -258,12 +259,16 @@ static PyObject *scan_get_lines(Scan *self, void *c) { (void)c; Py_INCREF(self->
 static PyObject *scan_get_blocks(Scan *self, void *c) { (void)c; Py_INCREF(self->blocks); return self->blocks; }
 static PyObject *scan_get_total(Scan *self, void *c) { (void)c; return PyLong_FromLongLong(self->total_lines); }
 static PyObject *scan_get_blank(Scan *self, void *c) { (void)c; return PyLong_FromLongLong(self->blank_lines); }
+static PyObject *scan_get_exact(Scan *self, void *c) { (void)c; return PyBool_FromLong(self->requests_exact); }
 
 static PyGetSetDef scan_getset[] = {
     {"lines", (getter)scan_get_lines, NULL, "One row per line that is not blank.", NULL},
     {"blocks", (getter)scan_get_blocks, NULL, "One row per tool_use / tool_result content block.", NULL},
     {"total_lines", (getter)scan_get_total, NULL, "Lines read, blank ones included.", NULL},
     {"blank_lines", (getter)scan_get_blank, NULL, "Lines with nothing but whitespace (skipped).", NULL},
+    {"requests_exact", (getter)scan_get_exact, NULL,
+     "Whether the request_* columns are exact (else a request line has a timestamp or total only SQL reads).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -331,6 +336,8 @@ static int scan_all(Scan *res, Py_buffer *bufs, const Origin *origins, Py_ssize_
             p = nl ? nl + 1 : end;
         }
     }
+    if (rc == 0)
+        res->requests_exact = !scanner_requests(s, lines);
     scanner_free(s);
     return rc;
 }
@@ -408,6 +415,7 @@ static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs)
         res->owner = NULL;
         res->lines = res->blocks = NULL;
         res->total_lines = res->blank_lines = 0;
+        res->requests_exact = 0;
         res->bad = NULL;
         res->nbad = 0;
     }
