@@ -25,6 +25,15 @@ from . import migrations
 _LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
 
 
+def _arrow_streams_only() -> bool:
+    """Whether the engine scans registered Arrow streams without the duckdb package (arrow_streams)."""
+    import sys
+
+    from . import arrow_streams
+
+    return arrow_streams._state.get("done", False) and "duckdb" not in sys.modules
+
+
 class DuckDBWarehouse:
     """A DuckDB file (or ``:memory:``) implementing :class:`cclens.warehouse.Warehouse`.
 
@@ -87,13 +96,17 @@ class DuckDBWarehouse:
         return data.num_rows
 
     def register(self, name: str, data: Any) -> None:
-        """Expose an Arrow table (or DataFrame) to SQL as a view named ``name`` until unregistered."""
+        """Expose an Arrow table (or DataFrame) to SQL as a view named ``name`` until unregistered.
+        Without the duckdb package imported, only objects with ``__arrow_c_stream__`` can be, once
+        :func:`cclens.warehouse.arrow_streams.enable` has run (the transcript loader calls it)."""
         with self._lock:
-            self.con.register(name, data)
+            con = self._con if _arrow_streams_only() else self.con
+            con.register(name, data)
 
     def unregister(self, name: str) -> None:
         with self._lock:
-            self.con.unregister(name)
+            con = self._con if _arrow_streams_only() else self.con
+            con.unregister(name)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

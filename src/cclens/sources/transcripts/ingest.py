@@ -121,6 +121,11 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
     from .load import bulk_load, prepared  # imported only once there is something to load
+    from .scan import scan
+
+    from ...warehouse import arrow_streams
+
+    arrow_streams.enable(scan([b"{}\n"]).lines)  # outside the transactions: a failed check aborts none
 
     total = IngestStats()
     with bulk_load(wh, pending):
