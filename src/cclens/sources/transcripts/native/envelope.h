@@ -1,6 +1,6 @@
 /* One pass over a transcript line: validate it, pick out the envelope fields the model needs and
  * write the landing copy with content removed. The rules (which fields, which content, how a wrong
- * type reads) are in cclens/sources/transcripts/scan.py, which also holds the reference
+ * type reads) are in cclens/sources/transcripts/scan.py; scan_reference.py holds the reference
  * implementation in Python that tests compare this one with. */
 #ifndef CCLENS_ENVELOPE_H
 #define CCLENS_ENVELOPE_H

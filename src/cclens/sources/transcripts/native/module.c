@@ -3,7 +3,7 @@
  *     seen = _native.KeySet()                                   # one per ingest run
  *     scan = _native.scan([data, ...], capture_content, origins, seen)   # chunks of whole lines
  *     scan.lines, scan.blocks     # tables with __arrow_c_stream__ (DuckDB reads them in place)
- *     scan.bad()                  # [(idx, chunk, byte_offset, byte_length, status), ...]
+ *     scan.bad()                  # [(idx, chunk, chunk_offset, byte_length, status), ...]
  *     scan.total_lines, scan.blank_lines
  *
  * The scan runs without the GIL, so a reader thread scans the next batch while DuckDB (which also
@@ -250,7 +250,7 @@ static PyMethodDef scan_methods[] = {
      "scan calls this so a long transaction does not hold every batch. Exporting a released scan "
      "raises ValueError."},
     {"bad", (PyCFunction)scan_bad, METH_NOARGS,
-     "Lines that are not valid: [(idx, chunk, byte_offset, byte_length, status)], status 1 = not UTF-8, "
+     "Lines that are not valid: [(idx, chunk, chunk_offset, byte_length, status)] (chunk_offset: in the chunk), status 1 = not UTF-8, "
      "2 = not JSON, 3 = not a JSON object."},
     {NULL, NULL, 0, NULL},
 };
