@@ -19,12 +19,11 @@ bytes without importing Rich (~0.04 s), and ``tests/test_startup_output.py`` com
 
 from __future__ import annotations
 
-import threading
-
 import builtins
 import os
 import re
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -198,10 +197,8 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
 
 
 def _import_loader() -> None:
-    """Import what loading transcripts needs (the duckdb package registers the scanned tables)."""
+    """Import what loading transcripts needs (not the duckdb package: warehouse.arrow_streams)."""
     try:
-        import duckdb  # noqa: F401
-
         from ..sources.transcripts import load  # noqa: F401
     except Exception:  # imported again, and reported, where it is used
         pass

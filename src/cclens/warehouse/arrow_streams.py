@@ -63,6 +63,12 @@ def _minimal_sources() -> types.ModuleType:
     return module
 
 
+def active() -> bool:
+    """Whether registered objects go through the minimal module now (enabled, and the package not
+    imported since: it replaces the module with its own)."""
+    return _state.get("done", False) and "duckdb" not in sys.modules
+
+
 def enable(probe: Any) -> bool:
     """Make registered objects with ``__arrow_c_stream__`` scannable on every connection of this
     process; ``probe``: such an object with at least one row, scanned once on a private connection to

@@ -20,18 +20,9 @@ from typing import Any, Iterator, Sequence
 import _duckdb as duckdb
 
 from ..errors import WarehouseError, WarehouseLockedError
-from . import migrations
+from . import arrow_streams, migrations
 
 _LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
-
-
-def _arrow_streams_only() -> bool:
-    """Whether the engine scans registered Arrow streams without the duckdb package (arrow_streams)."""
-    import sys
-
-    from . import arrow_streams
-
-    return arrow_streams._state.get("done", False) and "duckdb" not in sys.modules
 
 
 class DuckDBWarehouse:
@@ -100,12 +91,12 @@ class DuckDBWarehouse:
         Without the duckdb package imported, only objects with ``__arrow_c_stream__`` can be, once
         :func:`cclens.warehouse.arrow_streams.enable` has run (the transcript loader calls it)."""
         with self._lock:
-            con = self._con if _arrow_streams_only() else self.con
+            con = self._con if arrow_streams.active() else self.con
             con.register(name, data)
 
     def unregister(self, name: str) -> None:
         with self._lock:
-            con = self._con if _arrow_streams_only() else self.con
+            con = self._con if arrow_streams.active() else self.con
             con.unregister(name)
 
     @contextmanager

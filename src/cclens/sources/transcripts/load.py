@@ -1,17 +1,19 @@
-"""Loading transcript lines into landing and the model, in one transaction per batch.
+"""Loading transcript lines into landing and the model, batches in transactions of a segment each.
 
 Python reads bytes; the scanner (:mod:`.scan`, C) reads every line once, on a reader thread one
 batch ahead, into typed columns and the landing copy without content, which DuckDB reads in place
-(Arrow C stream; nothing is copied and no JSON is parsed again). Per batch:
+(Arrow C stream; nothing is copied and no JSON is parsed again). Per batch (:class:`Segment`):
 
 1. lines that are not UTF-8, not JSON, or not a JSON object go to ``quarantine`` with file and offset;
-2. every other line lands in ``landing_transcript_line`` (stored in ``..._stored``) once per line key (``sessionId:uuid``, or a
-   hash of the line when it has no uuid), content fields removed unless content capture is on;
+2. every other line lands in ``landing_transcript_line`` (stored in ``..._stored``) once per line key
+   (``sessionId:uuid``, or a hash of the line when it has no uuid), content fields removed unless
+   content capture is on;
 3. assistant lines with usage become ``api_request`` rows keyed by request id: the several lines of
    one reply (one per content block) and copies in other files count once, keeping the largest usage;
    a sidechain replay of a message under another request id is dropped (as ccusage does);
-4. prompts, tool uses and tool results are modelled, and the sessions touched are rebuilt;
-5. the file cursors advance, in the same transaction, so a crash leaves no half-ingested batch.
+4. prompts, tool uses and tool results are modelled, and the sessions touched are rebuilt (1 and 2
+   per batch, 3 and 4 reduced per batch and merged per segment);
+5. the file cursors advance, in the segment's transaction, so a crash leaves no half-ingested batch.
 """
 
 from __future__ import annotations
@@ -48,13 +50,13 @@ BULK_CHECKPOINT_THRESHOLD = "64MB"
 
 @contextmanager
 def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
-    """Settings for a run of :func:`ingest_chunks` batches on ``wh``'s connection, restored after.
+    """Settings for a run of segments (:class:`Segment`) on ``wh``'s connection, restored after.
     A run of more than 16 MB (DuckDB's own checkpoint threshold) ends with one checkpoint, so the
     next process opening the file does not replay a long log; smaller runs leave that to DuckDB.
-    Each batch still commits on its own: a crash loses nothing that was committed."""
+    Each segment still commits on its own: a crash loses nothing that was committed."""
     wh.execute(f"SET memory_limit = '{BULK_MEMORY_LIMIT}'")
-    # One thread: under this memory cap, DuckDB's from_json on two threads costs 2.5x the CPU and is
-    # no faster (measured on 32 MB batches); the other core is left to reading the files.
+    # One thread: two were no faster for the landing insert nor the merges (measured on 500 MB), and
+    # the other core scans the next batch.
     wh.execute("SET threads = 1")
     if pending_bytes > 16 * 1024 * 1024:
         wh.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
@@ -240,14 +242,23 @@ def _release(scanned: Scanned) -> None:
         release(poison=POISON_RELEASED)
 
 
+def _request_key(t: str = "") -> str:
+    """A request line's request (requestId, else the message id, else the line); ``t``: ``"l."`` etc."""
+    return f"coalesce({t}request_id, 'msg:' || {t}message_id, 'line:' || {t}line_key)"
+
+
+def _total_tokens(t: str = "") -> str:
+    """A request line's tokens, all kinds (the first rank of the best line of a request)."""
+    return (f"coalesce({t}input_tokens, 0) + coalesce({t}output_tokens, 0) + coalesce({t}cache_creation_tokens, 0)"
+            f" + coalesce({t}cache_read_tokens, 0)")
+
 _PARTS = ("_tl_req_part", "_tl_prompt_part", "_tl_tool_part", "_tl_result_part", "_tl_session_part",
           "_tl_session_agent", "_tl_session_prompt")
 _SCRATCH_TABLES = ("_tl_dup", "_tl_req", "_tl_sessions") + _PARTS
 
 
 def _drop_scratch(wh) -> None:
-    for name in _SCRATCH_TABLES:
-        wh.execute(f"DROP TABLE IF EXISTS {name}")
+    wh.execute("; ".join(f"DROP TABLE IF EXISTS {name}" for name in _SCRATCH_TABLES))
 
 
 def _new_lines(table: str, number: int, landed_before: bool) -> str:
@@ -296,26 +307,21 @@ def _reduce(wh, new: str, number: int, capture_content: bool, *, marked: bool, f
     text = "prompt_text" if capture_content else "NULL::VARCHAR"
     # Requests: the line with the largest usage (non-sidechain first, then the earliest) gives the
     # tokens; the earliest line gives the ts and the origin, whatever the batching.
-    columns = """coalesce(l.input_tokens, 0) + coalesce(l.output_tokens, 0) + coalesce(l.cache_creation_tokens, 0)
-             + coalesce(l.cache_read_tokens, 0) AS total,
-           coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
+    columns = f"""{_total_tokens("l.")} AS total, coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
            l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
            l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
            l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
            l.version, l.prompt_id"""
     if marked:
         wh.execute(into("_tl_req_part") + f"""
-        SELECT {part} + l.idx AS part, coalesce(l.request_id, 'msg:' || l.message_id, 'line:' || l.line_key) AS request_key,
-               l.request_first_ts AS first_ts, {{'p': f.path, 'o': f.byte_offset}} AS first_origin, {columns}
+        SELECT {part} + l.idx AS part, {_request_key("l.")} AS request_key, l.request_first_ts AS first_ts, {{'p': f.path, 'o': f.byte_offset}} AS first_origin, {columns}
         FROM ({new}) l JOIN _tl_lines f ON f.idx = l.request_first_idx
         WHERE l.request_best""")
     else:
         wh.execute(into("_tl_req_part") + f"""
     WITH n AS ({new}), candidate AS (
-        SELECT idx, coalesce(request_id, 'msg:' || message_id, 'line:' || line_key) AS request_key, ts, path,
-               byte_offset, coalesce(is_sidechain, false) AS sidechain,
-               coalesce(input_tokens, 0) + coalesce(output_tokens, 0) + coalesce(cache_creation_tokens, 0)
-                 + coalesce(cache_read_tokens, 0) AS total
+        SELECT idx, {_request_key()} AS request_key, ts, path, byte_offset,
+               coalesce(is_sidechain, false) AS sidechain, {_total_tokens()} AS total
         FROM n
         WHERE type = 'assistant' AND has_usage AND NOT coalesce(is_api_error, false)
           AND coalesce(model, '') <> '<synthetic>'
