@@ -249,3 +249,14 @@ def test_serve_tails_this_machines_transcripts_on_loopback(warehouse, db_path, p
     remote = load_settings(db=db_path)
     remote.server_host = "0.0.0.0"
     assert not hasattr(create_app(remote, warehouse, router_modules=["transcripts_api"]).state, "transcript_tailer")
+
+
+def test_collect_batch_keys_a_file_name_that_is_not_utf8_as_read_new_does(tmp_path):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/s\xff.jsonl"))
+    odd.write_bytes(fresh_lines(Path(__file__).parent / "fixtures", "s-odd", 2))
+    cursors: dict = {}
+    chunks, after, _ = collect_batch([odd], cursors)
+    assert [c.path for c in chunks] == [str(tmp_path) + "/s\\xff.jsonl"]
+    json.dumps([c.path for c in after])  # the state file can hold it
+    cursors.update({c.path: c for c in after})
+    assert collect_batch([odd], cursors) == ([], [], {})  # found again: nothing is sent twice

@@ -94,3 +94,32 @@ def test_a_place_that_cannot_be_looked_into_is_an_error_not_a_crash(warehouse, t
     assert discover_paths([forbidden]) == []
     stats = ingest_paths(warehouse, [forbidden], host="h", include_defaults=False)
     assert stats.errors == [f"{forbidden}: Permission denied"]
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested_once_under_an_escaped_name(warehouse, tmp_path):
+    # Linux file names are bytes: Python hands such a name over with lone surrogates, which neither
+    # DuckDB nor JSON nor a terminal accept. It used to end the whole ingest with a traceback.
+    root = tmp_path / "projects"
+    (root / "proj").mkdir(parents=True)
+    odd = os.fsdecode(bytes(root / "proj") + b"/caf\xe9-\xff.jsonl")
+    Path(odd).write_bytes(LINE % 1 + LINE % 2)
+    (root / "proj" / "plain.jsonl").write_bytes(LINE % 3)
+    unreadable = os.fsdecode(bytes(root / "proj") + b"/locked-\xfe.jsonl")
+    Path(unreadable).symlink_to(root / "missing.jsonl")  # found by the walk, cannot be read: an error
+
+    stats = ingest_paths(warehouse, [root], host="h", include_defaults=False)
+    assert (stats.files, stats.new_lines) == (2, 3)
+    shown = str(root / "proj") + "/caf\\xe9-\\xff.jsonl"
+    rows = warehouse.query("SELECT path, byte_offset, size FROM transcript_file WHERE path LIKE '%caf%'")
+    assert rows == [{"path": shown, "byte_offset": 2 * len(LINE % 1), "size": 2 * len(LINE % 1)}]
+    assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line WHERE path = ?", [shown]) == 2
+    assert stats.errors == [str(root / "proj") + "/locked-\\xfe.jsonl: No such file or directory"]
+    "".join(stats.errors).encode("utf-8")  # printable as it is (a lone surrogate raises here)
+
+    todo, pending, _ = plan(warehouse, [root], host="h", include_defaults=False)
+    assert (todo, pending) == ([], 0)  # the stored cursor is found again under the same name
+    with open(odd, "ab") as fh:
+        fh.write(LINE % 4)
+    again = ingest_paths(warehouse, [root], host="h", include_defaults=False)
+    assert (again.files, again.new_lines) == (1, 1)
+    assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line WHERE path = ?", [shown]) == 3

@@ -195,6 +195,7 @@ def check_transcripts(server: str | None, *, extra_paths: list[Path] | None = No
                       server_tails_locally: bool = False) -> list[Check]:
     from .ship import ShipState, state_path
     from .sources.transcripts import discover
+    from .sources.transcripts.files import storable_path
 
     files = discover(extra_paths)
     if not files:
@@ -211,7 +212,7 @@ def check_transcripts(server: str | None, *, extra_paths: list[Path] | None = No
     state = ShipState.load(path, server=server, host=_host())
     behind = 0
     for f in files:
-        c = state.cursors.get(str(f))
+        c = state.cursors.get(storable_path(str(f)))
         try:
             size = f.stat().st_size
         except OSError:

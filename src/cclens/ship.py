@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, ServerError
-from .sources.transcripts.files import Chunk, FileCursor, discover, read_new
+from .sources.transcripts.files import Chunk, FileCursor, discover, read_new, storable_path
 
 FORMAT = "cclens-transcripts/1"
 CONTENT_TYPE = "application/x-cclens-transcripts"
@@ -116,7 +116,8 @@ def collect_batch(files: Iterable[Path], cursors: dict[str, FileCursor], *, max_
     idle: dict[str, FileCursor] = {}
     size = 0
     for path in files:
-        cursor = cursors.get(str(path))
+        key = storable_path(str(path))  # how read_new names the file in its cursors
+        cursor = cursors.get(key)
         if _unchanged(path, cursor):
             continue
         while size < max_bytes:
@@ -124,10 +125,10 @@ def collect_batch(files: Iterable[Path], cursors: dict[str, FileCursor], *, max_
                 chunk, cursor = read_new(path, cursor, limit=max(max_bytes - size, 64 * 1024))
             except OSError as exc:
                 if errors is not None:
-                    errors.append(f"{path}: {exc.strerror or exc}")
+                    errors.append(f"{key}: {exc.strerror or exc}")
                 break
             if chunk is None:
-                idle[str(path)] = cursor  # type: ignore[index]
+                idle[key] = cursor  # type: ignore[index]
                 break
             chunks.append(chunk)
             after.append(cursor)  # type: ignore[arg-type]
@@ -272,7 +273,7 @@ def ship_once(state: ShipState, send: Send, *, extra_paths: list[Path] | None = 
         state.last_error = str(exc)
         state.save()
         raise
-    present = {str(p) for p in files}
+    present = {storable_path(str(p)) for p in files}
     for gone in [p for p in state.cursors if p not in present]:
         del state.cursors[gone]
     state.last_success = _now()

@@ -203,15 +203,29 @@ def _line_counter():
 _count_lines = None
 
 
+def storable_path(path: str) -> str:
+    """``path`` as cclens stores and shows it (cursors, landing origins, messages): the path itself
+    when it is valid Unicode, else with each byte that is not UTF-8 written as ``\\xNN``. A file name
+    on Linux may be any bytes, which Python keeps as lone surrogates that neither the warehouse nor
+    JSON nor a terminal accept; the file is still opened by its real name."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_LIMIT) -> tuple[Chunk | None, FileCursor]:
     """The complete lines of ``path`` not covered by ``cursor`` (at most ``limit`` bytes, cut at a line
     end), and the cursor to store once they are ingested. Returns ``(None, cursor)`` when nothing is new.
+    The chunk's and the cursor's path is :func:`storable_path` of ``path``.
     Raises OSError when the file cannot be read (callers report it and move on)."""
     global _count_lines
     if _count_lines is None:
         _count_lines = _line_counter()
-    p = str(path)
-    fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    real = str(path)
+    p = storable_path(real)
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
         file_id = f"{st.st_dev}:{st.st_ino}"
@@ -238,7 +252,7 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
     end = data.rfind(b"\n")
     if end < 0:
         if len(data) >= limit:  # one line longer than the limit: read it whole rather than stall
-            return read_new(path, cursor, limit=limit * 4)
+            return read_new(real, cursor, limit=limit * 4)
         return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id, head_hash=head)
     if end + 1 < len(data):
         data = data[: end + 1]

@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import orjson
 
-from .files import Chunk, FileCursor, read_new, scan
+from .files import Chunk, FileCursor, read_new, scan, storable_path
 from .stats import IngestStats
 
 BATCH_BYTES = 64 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
@@ -33,7 +33,7 @@ def _read_batches(todo: list[tuple[Path, FileCursor | None]], batch_bytes: int, 
             try:
                 chunk, cursor = read_new(f, cursor)
             except OSError as exc:
-                errors.append(f"{f}: {exc.strerror or exc}")
+                errors.append(f"{storable_path(str(f))}: {exc.strerror or exc}")
                 break
             cursors.append(cursor)
             if chunk is not None:
@@ -81,19 +81,20 @@ def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bo
     if found is None:
         found = scan(paths, include_defaults=include_defaults)
     errors: list[str] = []
-    changed: list[tuple[str, int]] = []
+    changed: list[tuple[str, int, str]] = []  # (path, size, the path as stored: storable_path)
     for f, size in found.items():
+        key = storable_path(f)
         if isinstance(size, OSError):
-            errors.append(f"{f}: {size.strerror or size}")
-        elif stored.get(f) != (size, size):  # (byte offset, size) of what is ingested
-            changed.append((f, size))
+            errors.append(f"{key}: {size.strerror or size}")
+        elif stored.get(key) != (size, size):  # (byte offset, size) of what is ingested
+            changed.append((f, size, key))
     if not changed:
         return [], 0, sorted(errors)
-    cursors = load_cursors(wh, host, [f for f, _ in changed])
+    cursors = load_cursors(wh, host, [key for _, _, key in changed])
     todo: list[tuple[Path, FileCursor | None]] = []
     pending = 0
-    for f, size in sorted(changed):
-        c = cursors.get(f)
+    for f, size, key in sorted(changed):
+        c = cursors.get(key)
         todo.append((Path(f), c))
         pending += size - c.offset if c and size >= c.offset else size
     return todo, pending, sorted(errors)
