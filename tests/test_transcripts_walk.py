@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from cclens.sources.transcripts import ingest_paths, plan
 from cclens.sources.transcripts.files import discover_paths, scan
 
@@ -123,3 +125,27 @@ def test_a_file_name_that_is_not_utf8_is_ingested_once_under_an_escaped_name(war
     again = ingest_paths(warehouse, [root], host="h", include_defaults=False)
     assert (again.files, again.new_lines) == (1, 1)
     assert warehouse.scalar("SELECT count(*) FROM landing_transcript_line WHERE path = ?", [shown]) == 3
+
+
+def test_a_fifo_or_a_device_named_jsonl_is_reported_and_never_blocks_the_ingest(warehouse, tmp_path):
+    import threading
+
+    from cclens.sources.transcripts import read_new
+
+    root = tmp_path / "projects"
+    (root / "proj").mkdir(parents=True)
+    os.mkfifo(root / "proj" / "pipe.jsonl")  # opening it to read would wait for a writer forever
+    (root / "proj" / "zero.jsonl").symlink_to("/dev/zero")
+    (root / "proj" / "ok.jsonl").write_bytes(LINE % 1)
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(
+        stats=ingest_paths(warehouse, [root], host="h", include_defaults=False)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the ingest blocked"
+    stats = result["stats"]
+    assert (stats.files, stats.new_lines) == (1, 1)
+    assert sorted(stats.errors) == [f"{root}/proj/pipe.jsonl: not a regular file",
+                                    f"{root}/proj/zero.jsonl: not a regular file"]
+    with pytest.raises(OSError, match="not a regular file"):  # read directly (the shipper does): refused
+        read_new(root / "proj" / "pipe.jsonl", None)

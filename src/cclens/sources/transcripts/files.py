@@ -9,7 +9,9 @@ replaced: it is read again from offset 0 under a new *generation* (line keys mak
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -127,9 +129,22 @@ def scan_in_background(extra_paths: list[Path] | None = None, *, include_default
 
 def _size(path: str) -> int | OSError:
     try:
-        return os.stat(path).st_size
+        return _regular_size(os.stat(path))
     except OSError as exc:
         return exc
+
+
+def _regular_size(st: os.stat_result) -> int | OSError:
+    """The size of a regular file, else an error: a FIFO named ``*.jsonl`` would block the reader
+    until something writes to it, and a device has no size to go by."""
+    return st.st_size if stat.S_ISREG(st.st_mode) else NotRegularFile()
+
+
+class NotRegularFile(OSError):
+    """A path that names something other than a regular file (a FIFO, a device, a socket)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EINVAL, "not a regular file")
 
 
 def _walk(top: str, found: dict[str, int | OSError]) -> None:
@@ -155,7 +170,7 @@ def _walk(top: str, found: dict[str, int | OSError]) -> None:
                         pass
                 elif entry.name.endswith(".jsonl"):
                     try:
-                        found[entry.path] = entry.stat().st_size
+                        found[entry.path] = _regular_size(entry.stat())
                     except OSError as exc:
                         found[entry.path] = exc
 
@@ -225,9 +240,12 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
         _count_lines = _line_counter()
     real = str(path)
     p = storable_path(real)
-    fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    # O_NONBLOCK: a FIFO would otherwise block here until a writer came (it is refused just below)
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile()
         file_id = f"{st.st_dev}:{st.st_ino}"
         size = st.st_size
         data = None
