@@ -13,6 +13,7 @@ command modules they need (:data:`LIGHT_COMMANDS`).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +111,24 @@ def _error_line(exc: CclensError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cclens`` script. Returns the process exit code."""
+    """Entry point of the ``cclens`` script. Returns the process exit code. Errors are one line on
+    stderr, never a traceback: cclens's own (:class:`CclensError`) say what to do; anything else is a
+    bug, reported as one line with exit code 70 (set ``CCLENS_DEBUG=1`` to get the traceback)."""
+    try:
+        return _main(argv)
+    except Exception as exc:
+        if type(exc) is RuntimeError and str(exc) == "Query interrupted":  # Ctrl-C seen by DuckDB itself
+            sys.stderr.write("interrupted\n")
+            return 130
+        if os.environ.get("CCLENS_DEBUG"):
+            raise
+        text = " ".join(str(exc).split())[:500]
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {text}); this is a bug in cclens, "
+                         "please report it; CCLENS_DEBUG=1 shows the traceback\n")
+        return 70
+
+
+def _main(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         from . import fast

@@ -25,6 +25,22 @@ from . import arrow_streams, migrations
 _LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
 
 
+# How DuckDB reports an exception raised in the Python code a query calls (the Arrow sources).
+_CALLBACK_INTERRUPT_RE = re.compile(r"registered as '[^']*' failed: KeyboardInterrupt")
+
+
+def _interrupted(exc: Exception) -> bool:
+    """Whether a DuckDB error is Ctrl-C: DuckDB's own interrupt, or a KeyboardInterrupt that Python
+    raised while DuckDB was calling into it, which DuckDB reports as an error of its own. Python
+    raises KeyboardInterrupt only in the main thread, so an error text on another thread (a server's
+    request quoting a user's SQL) is never taken for one."""
+    if isinstance(exc, getattr(duckdb, "InterruptException", ())):
+        return True
+    if type(exc) is RuntimeError:  # the engine's own check of Python's signal flag
+        return str(exc) == "Query interrupted"
+    return threading.current_thread() is threading.main_thread() and bool(_CALLBACK_INTERRUPT_RE.search(str(exc)))
+
+
 class DuckDBWarehouse:
     """A DuckDB file (or ``:memory:``) implementing :class:`cclens.warehouse.Warehouse`.
 
@@ -56,21 +72,30 @@ class DuckDBWarehouse:
         with self._lock:
             cur = self._run(sql, params)
             cols = [d[0] for d in cur.description or []]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
+            with self._errors():
+                rows = cur.fetchall()
+            return [dict(zip(cols, row)) for row in rows]
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """The rows as tuples (cheaper than :meth:`query`'s dicts where there are thousands)."""
+        with self._lock:
+            cur = self._run(sql, params)
+            with self._errors():
+                return cur.fetchall()
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None):
         # con.sql() streams into Arrow without the extra copy a DB-API result makes.
         with self._lock:
-            try:
+            with self._errors():
                 return self.con.sql(sql, params=params).to_arrow_table()
-            except duckdb.Error as exc:
-                raise WarehouseError(f"warehouse {self.path}: {exc}") from exc
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """The first column of the first row, or None."""
         with self._lock:
             # fetchall, not fetchone: a result left unfinished blocks register() on this connection
-            rows = self._run(sql, params).fetchall()
+            cur = self._run(sql, params)
+            with self._errors():
+                rows = cur.fetchall()
             return rows[0][0] if rows else None
 
     def append(self, table: str, data: Any) -> int:
@@ -95,9 +120,14 @@ class DuckDBWarehouse:
             con.register(name, data)
 
     def unregister(self, name: str) -> None:
+        """Drop the view :meth:`register` made. In a transaction that already failed this cannot run,
+        and need not: the rollback that follows drops the view with everything else."""
         with self._lock:
             con = self._con if arrow_streams.active() else self.con
-            con.unregister(name)
+            try:
+                con.unregister(name)
+            except duckdb.TransactionException:
+                pass
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -109,21 +139,31 @@ class DuckDBWarehouse:
                 finally:
                     self._depth -= 1
                 return
-            self._con.execute("BEGIN TRANSACTION")
+            self._run("BEGIN TRANSACTION", None)
             self._depth = 1
             try:
                 yield
             except BaseException:
                 self._depth = 0
-                self._con.execute("ROLLBACK")
+                try:
+                    self._con.execute("ROLLBACK")
+                except (duckdb.Error, RuntimeError):  # interrupted too, or the connection is gone:
+                    pass                              # nothing was committed; the first error stands
                 raise
             else:
                 self._depth = 0
-                self._con.execute("COMMIT")
+                try:
+                    self._run("COMMIT", None)
+                except BaseException:
+                    try:  # a COMMIT that did not happen (interrupted) leaves the transaction open
+                        self._con.execute("ROLLBACK")
+                    except (duckdb.Error, RuntimeError):
+                        pass
+                    raise
 
     def checkpoint(self) -> None:
         with self._lock:
-            self._con.execute("CHECKPOINT")
+            self._run("CHECKPOINT", None)
 
     def close(self) -> None:
         with self._lock:
@@ -144,9 +184,20 @@ class DuckDBWarehouse:
 
     # -- internals ---------------------------------------------------------------------------
     def _run(self, sql: str, params: Sequence[Any] | None):
-        try:
+        with self._errors():
             return self._con.execute(sql, params) if params is not None else self._con.execute(sql)
-        except duckdb.Error as exc:
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """DuckDB's errors as :class:`WarehouseError`, and Ctrl-C during a query as KeyboardInterrupt
+        (DuckDB reports it as an error of its own, see :func:`_interrupted`)."""
+        try:
+            yield
+        except (duckdb.Error, RuntimeError) as exc:
+            if _interrupted(exc):
+                raise KeyboardInterrupt from exc
+            if not isinstance(exc, duckdb.Error):
+                raise
             raise WarehouseError(f"warehouse {self.path}: {exc}") from exc
 
     # -- schema --------------------------------------------------------------------------------

@@ -62,11 +62,11 @@ def load_cursors(wh, host: str, paths: list[str] | None = None) -> dict[str, Fil
 
 
 def _rows(wh, sql: str, params: list) -> list[tuple]:
-    """Rows of ``sql`` as tuples: straight from the DuckDB engine on a local warehouse (no need for the
-    duckdb package's relation API), else through ``wh.query``."""
-    con = getattr(wh, "_con", None)
-    if con is not None:
-        return con.execute(sql, params).fetchall()
+    """Rows of ``sql`` as tuples: ``wh.rows`` where the warehouse has it (DuckDB's: no dicts built),
+    else through ``wh.query``."""
+    rows = getattr(wh, "rows", None)
+    if rows is not None:
+        return rows(sql, params)
     return [tuple(r.values()) for r in wh.query(sql, params)]
 
 

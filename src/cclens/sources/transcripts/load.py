@@ -222,16 +222,17 @@ class Segment:
         """Merge the batches' reductions into the model (requests, prompts, tool uses, sessions) and
         store the cursors."""
         wh = self.wh
-        try:
-            if self.batches:
-                self.stats.new_requests, self.stats.updated_requests = _model_requests(wh, self.host, self.now)
-                if self.stats.new_requests:
-                    _price_new_models(wh)
-                _model_prompts_and_tools(wh, self.host)
-                _rebuild_sessions(wh, self.host, self.run_id, self.now)
-            _store_cursors(wh, self.host, self.cursors, self.now)
-        finally:
-            _drop_scratch(wh)  # before COMMIT, which then has only the warehouse's own changes to write
+        if self.batches:
+            self.stats.new_requests, self.stats.updated_requests = _model_requests(wh, self.host, self.now)
+            if self.stats.new_requests:
+                _price_new_models(wh)
+            _model_prompts_and_tools(wh, self.host)
+            _rebuild_sessions(wh, self.host, self.run_id, self.now)
+        _store_cursors(wh, self.host, self.cursors, self.now)
+        # Before COMMIT, which then has only the warehouse's own changes to write. After a failure the
+        # rollback drops them (they were made in the transaction), and the failed transaction would
+        # refuse this anyway, hiding the first error behind its own.
+        _drop_scratch(wh)
         return self.stats
 
 
