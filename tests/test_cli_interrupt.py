@@ -1,4 +1,5 @@
-"""Ctrl-C and unexpected errors at the command line: one line, the right exit code, nothing lost."""
+"""Ctrl-C, kill -9 and unexpected errors at the command line: one line, the right exit code, nothing
+lost and nothing counted twice."""
 
 from __future__ import annotations
 
@@ -25,21 +26,39 @@ def _report(env: dict[str, str], db: Path) -> str:
     return out.stdout
 
 
-def test_ctrl_c_during_an_ingest_is_one_line_and_the_next_run_completes_it(isolated_env, tmp_path):
-    projects = tmp_path / "claude" / "projects"
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[dict[str, str], str]:
+    """A 40 MB corpus (an ingest of a few seconds at most) and the report of one clean ingest of it."""
+    tmp = tmp_path_factory.mktemp("interrupt")
+    projects = tmp / "claude" / "projects"
     generate(projects, target_bytes=40_000_000, seed=3, days=10, projects=4)
-    env = {**os.environ, "CLAUDE_CONFIG_DIR": str(projects.parent), "TZ": "UTC"}
-    clean = tmp_path / "clean.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CCLENS_", "CLAUDE_", "OTEL_", "ANTHROPIC_"))}
+    env.update(HOME=str(tmp / "home"), CLAUDE_CONFIG_DIR=str(projects.parent), TZ="UTC")
+    clean = tmp / "clean.duckdb"
     whole = subprocess.run(_cli(env, "--db", str(clean), "ingest", "transcripts", "-q"), env=env,
                            capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
-    expected = _report(env, clean)
+    return env, _report(env, clean)
+
+
+def _started(proc: subprocess.Popen, db: Path) -> None:
+    """Wait until the warehouse file appears (Python has started and cclens has begun)."""
+    deadline = time.monotonic() + 60
+    while not db.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def test_ctrl_c_during_an_ingest_is_one_line_and_the_next_run_completes_it(corpus, tmp_path):
+    env, expected = corpus
 
     interrupted = 0
-    for delay in (0.4, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0):  # points in the run: opening, loading, committing
+    # Points in the run after the warehouse file appears (Python has started; a Ctrl-C while the
+    # interpreter itself imports is Python's to report): opening, loading, committing, closing.
+    for delay in (0.0, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9, 1.2):
         db = tmp_path / f"cut-{delay}.duckdb"
         proc = subprocess.Popen(_cli(env, "--db", str(db), "ingest", "transcripts", "-q"), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _started(proc, db)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=300)
@@ -51,6 +70,21 @@ def test_ctrl_c_during_an_ingest_is_one_line_and_the_next_run_completes_it(isola
             assert proc.returncode == 0, err  # it had finished before the signal came
         assert _report(env, db) == expected  # the report's own refresh ingests what the cut left
     assert interrupted, "no run was interrupted while it worked; the corpus is too small for this machine"
+
+
+def test_kill_9_during_an_ingest_loses_nothing_and_counts_nothing_twice(corpus, tmp_path):
+    env, expected = corpus
+    killed = 0
+    for delay in (0.0, 0.15, 0.3, 0.5, 0.7, 0.9, 1.2):
+        db = tmp_path / f"killed-{delay}.duckdb"
+        proc = subprocess.Popen(_cli(env, "--db", str(db), "ingest", "transcripts", "-q"), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _started(proc, db)
+        time.sleep(delay)
+        proc.kill()
+        killed += proc.wait(timeout=60) == -signal.SIGKILL
+        assert _report(env, db) == expected  # DuckDB replays its log; the refresh reads the rest
+    assert killed, "no run was killed while it worked; the corpus is too small for this machine"
 
 
 def test_an_unexpected_error_is_one_line_with_exit_code_70(monkeypatch, capsys):
