@@ -25,8 +25,11 @@ from . import arrow_streams, migrations
 _LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
 
 
-# How DuckDB reports an exception raised in the Python code a query calls (the Arrow sources).
-_CALLBACK_INTERRUPT_RE = re.compile(r"registered as '[^']*' failed: KeyboardInterrupt")
+# How DuckDB reports a KeyboardInterrupt raised in Python code it called: the Arrow sources ("... the
+# source registered as 'x' failed: KeyboardInterrupt: "), or a module it imports to convert a value
+# ("Required module 'decimal' failed to import, due to the following Python exception:" and the
+# traceback, whose last line is the exception).
+_CALLBACK_INTERRUPT_RE = re.compile(r"(failed: |^)KeyboardInterrupt\b", re.M)
 
 
 def _interrupted(exc: Exception) -> bool:
