@@ -85,3 +85,13 @@ def test_usage_errors_are_one_message_without_traceback(args):
     out = subprocess.run([sys.executable, "-m", "cclens.cli", *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "Error:" in out.stderr
+
+
+def test_a_path_named_to_ingest_that_does_not_exist_is_an_error(isolated_env, tmp_path):
+    (tmp_path / "real").mkdir()
+    out = subprocess.run([sys.executable, "-m", "cclens.cli", "--db", str(tmp_path / "wh.duckdb"), "ingest",
+                          "transcripts", str(tmp_path / "real"), str(tmp_path / "typo")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"error: no such file or folder: {tmp_path / 'typo'}"
+    assert not (tmp_path / "wh.duckdb").exists()  # refused before anything was done

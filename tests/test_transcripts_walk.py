@@ -149,3 +149,8 @@ def test_a_fifo_or_a_device_named_jsonl_is_reported_and_never_blocks_the_ingest(
                                     f"{root}/proj/zero.jsonl: not a regular file"]
     with pytest.raises(OSError, match="not a regular file"):  # read directly (the shipper does): refused
         read_new(root / "proj" / "pipe.jsonl", None)
+
+
+def test_a_configured_place_that_does_not_exist_is_reported_a_default_root_is_not(isolated_env, warehouse, tmp_path):
+    stats = ingest_paths(warehouse, [tmp_path / "unmounted-backup"], host="h", include_defaults=True)
+    assert stats.errors == [f"{tmp_path / 'unmounted-backup'}: no such file or folder"]

@@ -153,6 +153,11 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
 
     settings = st.settings
     explicit = list(paths or [])
+    missing = [str(p) for p in explicit if not Path(p).expanduser().exists()]
+    if missing:  # named on the command line: a typo, most likely; say so before doing anything
+        from ..errors import ConfigError
+
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     console = stderr_console()
     if st.server_maybe_running():
         from ..client import find_server

@@ -96,6 +96,8 @@ def scan(extra_paths: list[Path] | None = None, *, include_defaults: bool = True
                 # Resolve the root once (symlinks such as ~/.claude -> elsewhere); walking below it yields
                 # real paths already, and resolving thousands of files one by one costs more than the walk.
                 _walk(str(root.resolve()), found)
+            elif root in explicit and not root.exists():  # asked for by name: a typo is said, not ignored
+                found[str(root)] = FileNotFoundError(errno.ENOENT, "no such file or folder")
         except OSError as exc:  # a place we may not look into (permissions)
             if root in explicit:  # asked for by name: say so (plan() reports it); a default root: as if absent
                 found[str(root)] = exc
