@@ -283,9 +283,13 @@ INGEST_TYPER_LINES = [
 
 
 @pytest.mark.parametrize("args", INGEST_FAST_LINES)
-def test_light_ingest_calls_the_library_exactly_as_typer_does(args, monkeypatch, capsys):
+def test_light_ingest_calls_the_library_exactly_as_typer_does(args, monkeypatch, capsys, tmp_path):
     """Every ingest line the light parser takes reaches ingest_paths (or ship, through a server) with the
     arguments the Typer command gives it, and prints the same."""
+    monkeypatch.chdir(tmp_path)  # the paths named exist (a missing one is refused before the library)
+    for name in ("a.jsonl", "b c.jsonl"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "sub" / "dir").mkdir(parents=True)
     import cclens.ship
     import cclens.sources.transcripts as transcripts
     from cclens.cli import fast, main
