@@ -123,6 +123,39 @@ def test_any_batching_gives_the_same_warehouse(tmp_path):
     assert results[1] == results[0] and results[2] == results[0]
 
 
+def test_reading_ahead_of_a_new_warehouse_gives_the_same_warehouse_and_is_dropped_when_it_has_cursors(tmp_path):
+    """A first ingest starts reading before the warehouse is open (ingest.read_ahead). Its warehouse
+    equals a planned ingest's; a warehouse that turns out to have cursors (another process made it
+    meanwhile) ignores what was read ahead and plans, so nothing is read or counted twice."""
+    from cclens.sources.transcripts.files import scan
+    from cclens.sources.transcripts.ingest import read_ahead
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import open_warehouse
+
+    projects = tmp_path / "projects"
+    generate(projects, target_bytes=300_000, seed=5, days=2)
+    planned = open_warehouse(tmp_path / "planned.duckdb")
+    expected = ingest_paths(planned, [projects], host="h", include_defaults=False)
+
+    ahead = read_ahead(scan([projects], include_defaults=False))
+    assert _reader_threads()  # reading already, before any warehouse is open
+    fresh = open_warehouse(tmp_path / "ahead.duckdb")
+    got = ingest_paths(fresh, [projects], host="h", include_defaults=False, ahead=ahead)
+    assert (got.files, got.lines, got.new_lines, got.new_requests, got.quarantined) == (
+        expected.files, expected.lines, expected.new_lines, expected.new_requests, expected.quarantined)
+    assert _tables(fresh) == _tables(planned)
+    assert not _reader_threads()
+
+    with open(next(projects.rglob("*.jsonl")), "ab") as fh:  # one more line where cursors exist
+        fh.write(FIXTURE.read_bytes().splitlines(keepends=True)[1])
+    stale = read_ahead(scan([projects], include_defaults=False))  # as if the file had not existed
+    again = ingest_paths(fresh, [projects], host="h", include_defaults=False, ahead=stale)
+    assert (again.files, again.new_lines) == (1, 1)  # planned from the cursors: only the new line
+    assert not _reader_threads()
+    fresh.close()
+    planned.close()
+
+
 def test_requests_ranked_by_the_scanner_or_in_sql_give_the_same_warehouse(tmp_path, monkeypatch):
     """The scanner marks each request's best line per batch; a batch it cannot mark (a timestamp only
     DuckDB's cast reads, here one without a zone) is ranked in SQL. Both give the same rows."""

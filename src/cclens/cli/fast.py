@@ -174,17 +174,29 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
     from ..sources.transcripts.files import scan_in_background
 
     # The walk of the transcript folders, and the imports a load needs, run while the warehouse opens.
+    # A new warehouse has no cursors: then reading and scanning start as soon as the walk is done,
+    # while DuckDB creates the schema (ingest.read_ahead; checked again once the file is open).
     roots = explicit or list(settings.transcript_paths)
     scanned = scan_in_background(roots, include_defaults=not explicit)
-    warming = threading.Thread(target=_import_loader, name="cclens-import", daemon=True)
+    new_file = not Path(settings.db).expanduser().exists()
+    box: dict[str, Any] = {}
+    warming = threading.Thread(target=_prepare_load, args=(scanned, new_file, settings.capture_content, box),
+                               name="cclens-import", daemon=True)
     warming.start()
-    wh = st.open_warehouse()
     try:
-        found = scanned()
+        wh = st.open_warehouse()
+    except BaseException:
         warming.join()
+        if box.get("ahead") is not None:
+            box["ahead"].close()
+        raise
+    try:
+        warming.join()
+        found = scanned()
         with progress_bar(console, quiet) as progress:
             stats = ingest_paths(wh, roots, host=settings.host, include_defaults=not explicit,
-                                 capture_content=settings.capture_content, progress=progress, found=found)
+                                 capture_content=settings.capture_content, progress=progress, found=found,
+                                 ahead=box.get("ahead"))
         if stats.new_requests:
             from ..model.pricing import effective_table, sync_model_prices
 
@@ -201,11 +213,16 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
         console.print("  quarantined lines are kept with their reason: cclens report quarantine")
 
 
-def _import_loader() -> None:
-    """Import what loading transcripts needs (not the duckdb package: warehouse.arrow_streams)."""
+def _prepare_load(scanned: Callable[[], dict], new_file: bool, capture_content: bool, box: dict[str, Any]) -> None:
+    """Import what loading transcripts needs (not the duckdb package: warehouse.arrow_streams), and
+    for a new warehouse start reading as soon as the walk ``scanned`` is done (``box["ahead"]``)."""
     try:
         from ..sources.transcripts import load  # noqa: F401
-    except Exception:  # imported again, and reported, where it is used
+        from ..sources.transcripts.ingest import read_ahead
+
+        if new_file:
+            box["ahead"] = read_ahead(scanned(), capture_content=capture_content)
+    except Exception:  # done again, and reported, where it is used
         pass
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -106,15 +107,55 @@ def _stored_sizes(wh, host: str) -> dict[str, tuple[int, int]]:
     return {p: (o, s) for p, o, s in _rows(wh, sql, [host])}
 
 
+@dataclass
+class ReadAhead:
+    """Reading and scanning started before the warehouse is open, for a warehouse that has no cursors
+    yet (a new file: every file is read from its start), so a first ingest reads while DuckDB creates
+    the schema. :func:`ingest_paths` takes it over, or closes it when the warehouse turns out to have
+    cursors after all (then it plans as usual: nothing read ahead is loaded)."""
+
+    todo: list[tuple[Path, FileCursor | None]]
+    pending: int
+    errors: list[str]  # the walk's, then the reader's (appended while it reads)
+    batches: Iterator  # :func:`~.load.prepared`, already reading
+
+    def close(self) -> None:
+        self.batches.close()
+
+
+def read_ahead(found: dict[str, int | OSError], *, capture_content: bool = False,
+               batch_bytes: int = BATCH_BYTES) -> ReadAhead | None:
+    """Start reading every file of ``found`` (:func:`~.files.scan`) from its start, on the reader
+    thread, before a warehouse is opened; None when there is nothing to read. See :class:`ReadAhead`."""
+    errors = sorted(f"{storable_path(f)}: {size.strerror or size}" for f, size in found.items()
+                    if isinstance(size, OSError))
+    todo: list[tuple[Path, FileCursor | None]] = [
+        (Path(f), None) for f, size in sorted(found.items()) if not isinstance(size, OSError)]
+    if not todo:
+        return None
+    pending = sum(size for size in found.values() if not isinstance(size, OSError))
+    from .load import prepared
+
+    return ReadAhead(todo, pending, errors, prepared(_read_batches(todo, batch_bytes, errors), capture_content))
+
+
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
                  capture_content: bool = False, progress: Progress | None = None,
                  batch_bytes: int = BATCH_BYTES, segment_bytes: int = SEGMENT_BYTES,
-                 found: dict[str, int | OSError] | None = None) -> IngestStats:
+                 found: dict[str, int | OSError] | None = None, ahead: ReadAhead | None = None) -> IngestStats:
     """Ingest every new complete line of the transcripts found under ``paths`` (and the default roots
     when ``include_defaults``). Safe to interrupt at any point: lines commit with their cursors, in
     transactions of about ``segment_bytes`` of input (batches of ``batch_bytes`` each).
-    Files that cannot be read are reported in ``stats.errors`` and skipped. ``found``: see :func:`plan`."""
-    todo, pending, errors = plan(wh, paths, host=host, include_defaults=include_defaults, found=found)
+    Files that cannot be read are reported in ``stats.errors`` and skipped. ``found``: see :func:`plan`.
+    ``ahead``: :func:`read_ahead` of the same files and content setting, started before ``wh`` was
+    opened; used only if ``wh`` has no cursors of ``host`` (else closed, and the files planned)."""
+    if ahead is not None and _stored_sizes(wh, host):
+        ahead.close()
+        ahead = None
+    if ahead is not None:
+        todo, pending, errors = ahead.todo, ahead.pending, ahead.errors
+    else:
+        todo, pending, errors = plan(wh, paths, host=host, include_defaults=include_defaults, found=found)
     if not todo:
         stats = IngestStats()
         stats.errors.extend(errors)
@@ -126,16 +167,18 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
 
     from ...warehouse import arrow_streams
 
-    arrow_streams.enable(scan([b"{}\n"]).lines)  # outside the transactions: a failed check aborts none
-
     total = IngestStats()
-    with bulk_load(wh, pending):
-        # The next batch is read and scanned on another thread while this one loads.
-        batches = prepared(_read_batches(todo, batch_bytes, errors), capture_content)
-        try:
+    batches = ahead.batches if ahead is not None else None
+    try:
+        arrow_streams.enable(scan([b"{}\n"]).lines)  # outside the transactions: a failed check aborts none
+        with bulk_load(wh, pending):
+            # The next batch is read and scanned on another thread while this one loads.
+            if batches is None:
+                batches = prepared(_read_batches(todo, batch_bytes, errors), capture_content)
             _load_segments(wh, batches, total, host=host, capture_content=capture_content, run_id=run_id,
                            segment_bytes=segment_bytes, pending=pending, progress=progress)
-        finally:
+    finally:
+        if batches is not None:
             batches.close()  # stops the reader thread if loading failed
     total.files = len(todo)
     total.errors.extend(errors)

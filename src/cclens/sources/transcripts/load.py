@@ -103,7 +103,7 @@ def scan_batch(chunks: list[Chunk], capture_content: bool = False, seen=None) ->
 
 
 def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], capture_content: bool = False
-             ) -> Iterator[tuple[list[FileCursor], int, ScannedBatch]]:
+             ) -> "Prepared":
     """``batches`` scanned (:func:`scan_batch`) ahead on a background thread, so reading files and
     scanning lines (both release the GIL) overlap with loading the previous batch in DuckDB. A batch's
     bytes are let go once it is scanned; at most two scanned batches wait (loading, queued) while the
@@ -132,23 +132,44 @@ def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], captu
             q.put(exc)
 
     worker = threading.Thread(target=produce, name="cclens-transcript-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue, then let it end
+    worker.start()  # now, not at the first next(): a read ahead (ingest.read_ahead) starts at once
+    return Prepared(q, stop, end, worker)
+
+
+class Prepared:
+    """The consuming side of :func:`prepared`: iterate for the scanned batches, in order; :meth:`close`
+    stops the reader thread, whether or not anything was taken (iterating to the end closes too)."""
+
+    def __init__(self, q: queue.Queue, stop: threading.Event, end: object, worker: threading.Thread):
+        self._q, self._stop, self._end, self._worker = q, stop, end, worker
+
+    def __iter__(self) -> "Prepared":
+        return self
+
+    def __next__(self) -> tuple[list[FileCursor], int, ScannedBatch]:
+        item = self._q.get()
+        if item is self._end:
+            self.close()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._worker.is_alive():  # unblock a producer waiting on a full queue, then let it end
             try:
-                q.get_nowait()
+                self._q.get_nowait()
             except queue.Empty:
                 pass
-            worker.join(timeout=0.05)
+            self._worker.join(timeout=0.05)
+
+    def __del__(self) -> None:  # dropped without close() (a loop that raised): stop reading anyway
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
 
 def ingest_chunks(wh, chunks: list[Chunk], *, host: str, capture_content: bool = False,
