@@ -81,6 +81,13 @@ def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bo
     stored = _stored_sizes(wh, host)
     if found is None:
         found = scan(paths, include_defaults=include_defaults)
+    return _plan_from(found, stored, lambda keys: load_cursors(wh, host, keys))
+
+
+def _plan_from(found: dict[str, int | OSError], stored: dict[str, tuple[int, int]],
+               cursors_of: Callable[[list[str]], dict[str, FileCursor]]
+               ) -> tuple[list[tuple[Path, FileCursor | None]], int, list[str]]:
+    """:func:`plan` given the stored ``(byte offset, size)`` by path and a lookup of stored cursors."""
     errors: list[str] = []
     changed: list[tuple[str, int, str]] = []  # (path, size, the path as stored: storable_path)
     for f, size in found.items():
@@ -91,7 +98,7 @@ def plan(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bo
             changed.append((f, size, key))
     if not changed:
         return [], 0, sorted(errors)
-    cursors = load_cursors(wh, host, [key for _, _, key in changed])
+    cursors = cursors_of([key for _, _, key in changed])
     todo: list[tuple[Path, FileCursor | None]] = []
     pending = 0
     for f, size, key in sorted(changed):
@@ -127,13 +134,9 @@ def read_ahead(found: dict[str, int | OSError], *, capture_content: bool = False
                batch_bytes: int = BATCH_BYTES) -> ReadAhead | None:
     """Start reading every file of ``found`` (:func:`~.files.scan`) from its start, on the reader
     thread, before a warehouse is opened; None when there is nothing to read. See :class:`ReadAhead`."""
-    errors = sorted(f"{storable_path(f)}: {size.strerror or size}" for f, size in found.items()
-                    if isinstance(size, OSError))
-    todo: list[tuple[Path, FileCursor | None]] = [
-        (Path(f), None) for f, size in sorted(found.items()) if not isinstance(size, OSError)]
+    todo, pending, errors = _plan_from(found, {}, lambda keys: {})  # nothing stored: every file from 0
     if not todo:
         return None
-    pending = sum(size for size in found.values() if not isinstance(size, OSError))
     from .load import prepared
 
     return ReadAhead(todo, pending, errors, prepared(_read_batches(todo, batch_bytes, errors), capture_content))
@@ -149,7 +152,7 @@ def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defa
     Files that cannot be read are reported in ``stats.errors`` and skipped. ``found``: see :func:`plan`.
     ``ahead``: :func:`read_ahead` of the same files and content setting, started before ``wh`` was
     opened; used only if ``wh`` has no cursors of ``host`` (else closed, and the files planned)."""
-    if ahead is not None and _stored_sizes(wh, host):
+    if ahead is not None and _rows(wh, "SELECT 1 FROM transcript_file WHERE host = ? LIMIT 1", [host]):
         ahead.close()
         ahead = None
     if ahead is not None:
