@@ -13,7 +13,8 @@ import pytest
 
 from cclens.config import load_settings
 from cclens.server.app import create_app
-from cclens.ship import ShipState, collect_batch, decode_batch, encode_batch, state_path
+from cclens.ship import (GONE_KEEP_DAYS, ShipState, collect_batch, decode_batch, encode_batch, forget_gone,
+                         ship_once, state_path)
 from cclens.sources.transcripts import discover, ingest_paths
 from cclens.synth.transcripts import generate
 from cclens.warehouse import open_warehouse
@@ -224,6 +225,58 @@ def test_state_file_survives_restart(tmp_path):
     with pytest.raises(ConfigError, match="delete it"):
         ShipState.load(path, server="http://x", host="h")
     assert state_path("https://cclens.example.com:8443/").name == "cclens-example-com-8443.json"
+
+
+def test_a_file_missing_for_one_pass_keeps_its_cursor(tmp_path, projects, fixtures):
+    """A pass that walks while a transcript is moved aside and not yet recreated must not forget its
+    cursor: the recreated file is then another file (a new generation), as a local ingest sees it."""
+    a = projects / "-home-dev-repo" / "s1.jsonl"
+    a.parent.mkdir(parents=True)
+    a.write_bytes(fresh_lines(fixtures, "s1", 4))
+    sent: list = []
+
+    def send(body: bytes) -> dict:
+        _, chunks, _ = decode_batch(body)
+        sent.extend(chunks)
+        return {"chunks": len(chunks)}
+
+    state = ShipState.load(tmp_path / "state.json", server="http://x", host="h")
+    ship_once(state, send)
+    key = str(a)
+    assert [c.generation for c in sent] == [1] and state.cursors[key].generation == 1
+    rotated = a.with_name("s1-rotated.jsonl")
+    a.rename(rotated)
+    sent.clear()
+    ship_once(state, send)  # the walk finds only the rotated copy
+    assert [(c.path, c.generation) for c in sent] == [(str(rotated), 1)]
+    assert key in state.cursors and key in state.gone
+    again = ShipState.load(state.path, server="http://x", host="h")  # and it survives a restart
+    assert again.gone == state.gone and key in again.cursors
+    a.write_bytes(fresh_lines(fixtures, "s1", 3))
+    sent.clear()
+    ship_once(again, send)
+    assert [(c.path, c.generation, c.start_offset) for c in sent] == [(key, 2, 0)]
+    assert key not in again.gone
+
+
+def test_cursors_of_files_gone_for_long_are_dropped(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from cclens.sources.transcripts import FileCursor
+
+    st = ShipState(tmp_path / "s.json", "http://x", "h")
+    for p in ("/a.jsonl", "/b.jsonl"):
+        st.cursors[p] = FileCursor(p, "1:2", "ab", 1, 10, 10, 1.5, 3)
+    t0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    forget_gone(st, {"/b.jsonl"}, now=t0)
+    assert set(st.cursors) == {"/a.jsonl", "/b.jsonl"} and set(st.gone) == {"/a.jsonl"}
+    forget_gone(st, {"/b.jsonl"}, now=t0 + timedelta(days=GONE_KEEP_DAYS) - timedelta(seconds=1))
+    assert "/a.jsonl" in st.cursors
+    forget_gone(st, {"/b.jsonl"}, now=t0 + timedelta(days=GONE_KEEP_DAYS, seconds=1))
+    assert set(st.cursors) == {"/b.jsonl"} and st.gone == {}
+    st.gone["/b.jsonl"] = "not a time"  # a hand-edited state file does not stop the pass
+    forget_gone(st, set(), now=t0)
+    assert st.gone == {"/b.jsonl": t0.isoformat(timespec="seconds")}
 
 
 def test_serve_tails_this_machines_transcripts_on_loopback(warehouse, db_path, projects, tmp_path, fixtures,

@@ -38,6 +38,7 @@ FORMAT = "cclens-transcripts/1"
 CONTENT_TYPE = "application/x-cclens-transcripts"
 BATCH_BYTES = 8 * 1024 * 1024
 STATE_VERSION = 1
+GONE_KEEP_DAYS = 7  # how long the cursor of a file that went missing is kept, should it come back
 
 
 # -- the wire format ----------------------------------------------------------------------------------
@@ -161,6 +162,10 @@ class ShipState:
     last_attempt: str | None = None
     last_error: str | None = None
     shipped_bytes: int = 0
+    # path -> when its file was first found missing (ISO). Its cursor is kept GONE_KEEP_DAYS, as a local
+    # ingest keeps it, so a file moved aside and recreated between two walks is read as replaced (a new
+    # generation) and not as new: shipped origins stay those of a local ingest.
+    gone: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, *, server: str, host: str) -> "ShipState":
@@ -174,15 +179,16 @@ class ShipState:
         if doc.get("version") != STATE_VERSION or doc.get("host") != host:
             return cls(path, server, host)  # another host name: start over (idempotent on the server)
         cursors = {p: FileCursor(**c) for p, c in (doc.get("cursors") or {}).items()}
+        gone = {p: t for p, t in (doc.get("gone") or {}).items() if p in cursors}
         return cls(path, server, host, cursors, doc.get("last_success"), doc.get("last_attempt"),
-                   doc.get("last_error"), int(doc.get("shipped_bytes") or 0))
+                   doc.get("last_error"), int(doc.get("shipped_bytes") or 0), gone)
 
     def save(self) -> None:
         """Write atomically (temp file, fsync, rename): a crash leaves the old or the new state."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"version": STATE_VERSION, "server": self.server, "host": self.host,
                "last_success": self.last_success, "last_attempt": self.last_attempt, "last_error": self.last_error,
-               "shipped_bytes": self.shipped_bytes,
+               "shipped_bytes": self.shipped_bytes, "gone": dict(sorted(self.gone.items())),
                "cursors": {p: asdict(c) for p, c in sorted(self.cursors.items())}}
         tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
         with open(tmp, "w") as fh:
@@ -273,13 +279,29 @@ def ship_once(state: ShipState, send: Send, *, extra_paths: list[Path] | None = 
         state.last_error = str(exc)
         state.save()
         raise
-    present = {storable_path(str(p)) for p in files}
-    for gone in [p for p in state.cursors if p not in present]:
-        del state.cursors[gone]
+    forget_gone(state, {storable_path(str(p)) for p in files})
     state.last_success = _now()
     state.last_error = None
     state.save()
     return stats
+
+
+def forget_gone(state: ShipState, present: set[str], *, now: datetime | None = None) -> None:
+    """Note the files of ``state.cursors`` not in ``present`` as gone, and drop the cursors of those gone
+    for more than :data:`GONE_KEEP_DAYS`. A file back under its name is no longer gone; its kept cursor
+    tells read_new whether it is the same file grown or another one (then a new generation)."""
+    now = now or datetime.now(timezone.utc)
+    for p in [p for p in state.gone if p in present or p not in state.cursors]:
+        del state.gone[p]
+    for p in [p for p in state.cursors if p not in present]:
+        since = state.gone.setdefault(p, now.isoformat(timespec="seconds"))
+        try:
+            age = (now - datetime.fromisoformat(since)).total_seconds()
+        except (TypeError, ValueError):  # a hand-edited state: start the clock again
+            state.gone[p] = now.isoformat(timespec="seconds")
+            continue
+        if age > GONE_KEEP_DAYS * 86400:
+            del state.cursors[p], state.gone[p]
 
 
 class ShipLock:
