@@ -95,3 +95,21 @@ def test_a_path_named_to_ingest_that_does_not_exist_is_an_error(isolated_env, tm
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == f"error: no such file or folder: {tmp_path / 'typo'}"
     assert not (tmp_path / "wh.duckdb").exists()  # refused before anything was done
+
+
+@pytest.mark.parametrize("args", [["report", "daily"], ["report", "sessions"], ["metric", "tokens"]])
+def test_since_after_until_is_an_error_not_an_empty_report(isolated_env, tmp_path, args):
+    out = subprocess.run([sys.executable, "-m", "cclens.cli", "--db", str(tmp_path / "wh.duckdb"), *args,
+                          "--since", "2026-12-01", "--until", "20261101"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "error: --since 2026-12-01 is after --until 2026-11-01"
+
+
+def test_parse_days_accepts_one_day_and_open_ends():
+    from datetime import date
+
+    from cclens.timeutil import parse_days
+
+    assert parse_days("2026-12-01", "2026-12-01") == (date(2026, 12, 1), date(2026, 12, 1))
+    assert parse_days(None, "2026-12-01") == (None, date(2026, 12, 1))
+    assert parse_days("2026-12-01", None) == (date(2026, 12, 1), None)

@@ -59,6 +59,16 @@ def parse_day(value: str | date | None, option: str) -> date | None:
         raise QueryError(f"{option} {value!r} is not a day; use YYYY-MM-DD or YYYYMMDD") from None
 
 
+def parse_days(since: str | date | None, until: str | date | None, *, prefix: str = "--"
+               ) -> tuple[date | None, date | None]:
+    """``(since, until)`` as days (:func:`parse_day`, options named ``{prefix}since``/``{prefix}until``);
+    QueryError when since is after until (an empty range is a mistake, not "no data")."""
+    first, last = parse_day(since, f"{prefix}since"), parse_day(until, f"{prefix}until")
+    if first is not None and last is not None and first > last:
+        raise QueryError(f"{prefix}since {first} is after {prefix}until {last}")
+    return first, last
+
+
 def utc_now() -> datetime:
     from datetime import timezone
 

@@ -120,11 +120,12 @@ def report_delivery(
     from ..errors import QueryError
     from ..metrics import delivery
     from ..model.pricing import effective_table
-    from ..timeutil import check_tz, parse_day
+    from ..timeutil import check_tz, parse_days
 
     st = state(ctx)
     zone = check_tz(tz, st.settings.tz)
-    kw = dict(since=parse_day(since, "--since"), until=parse_day(until, "--until"), tz=zone)
+    first, last = parse_days(since, until)
+    kw = dict(since=first, until=last, tz=zone)
     funcs = {"summary": delivery.summary, "prs": delivery.pull_requests, "tickets": delivery.tickets,
              "repos": delivery.commit_attribution}
     if by not in funcs:

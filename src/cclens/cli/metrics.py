@@ -42,10 +42,10 @@ def _filters(items: Optional[list[str]], team: Optional[str]) -> dict[str, list[
 
 
 def _range(ctx: typer.Context, since, until, tz):
-    from ..timeutil import check_tz, parse_day
+    from ..timeutil import check_tz, parse_days
 
     settings = state(ctx).settings
-    return parse_day(since, "--since"), parse_day(until, "--until"), check_tz(tz, settings.tz)
+    return (*parse_days(since, until), check_tz(tz, settings.tz))
 
 
 @app.command("metrics")

@@ -207,13 +207,14 @@ def report(
         cclens api report --source cost --by description --format csv
     """
     from ..metrics.anthropic_api import api_report, coverage
-    from ..timeutil import check_tz, parse_day
+    from ..timeutil import check_tz, parse_days
 
     st = state(ctx)
     zone = check_tz(tz, st.settings.tz)
+    first, last = parse_days(since, until)
     wh = st.open_warehouse()
     try:
-        rows = api_report(wh, source, by=by, since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+        rows = api_report(wh, source, by=by, since=first, until=last,
                           tz=zone)
         cov = coverage(wh, source)
     finally:

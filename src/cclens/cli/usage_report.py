@@ -42,11 +42,12 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
     scanned = walk if walk is not None else start_walk(st, refresh)
     from ..metrics import usage
     from ..model.pricing import effective_table
-    from ..timeutil import check_tz, parse_day
+    from ..timeutil import check_tz, parse_days
     from ..warehouse import DuckDBWarehouse
 
+    first, last = parse_days(since, until)
     flt = usage.ReportFilter(prices=effective_table(settings), tz=check_tz(tz, settings.tz),
-                             since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+                             since=first, until=last,
                              source=source, project=project)
     with st.reader(rollups=False) as wh:  # usage reports read api_request, never the metric rollups
         if refresh and isinstance(wh, DuckDBWarehouse):

@@ -145,11 +145,11 @@ def _list(values: list[str] | None) -> list[str]:
 
 
 def _range(request: Request, since: str | None, until: str | None, tz: str | None):
-    from ..timeutil import check_tz, parse_day
+    from ..timeutil import check_tz, parse_days
 
     try:
         zone = check_tz(tz, request.app.state.settings.tz)
-        return parse_day(since, "since"), parse_day(until, "until"), zone
+        return (*parse_days(since, until, prefix=""), zone)
     except CclensError as exc:
         raise HTTPException(400, str(exc)) from None
 
