@@ -189,6 +189,34 @@ def test_unpriced_model_shows_tokens_and_no_cost(tmp_path, db_path):
     assert "unpriced" in table and "claude-imaginary-9" in table
 
 
+def test_requests_without_a_readable_timestamp_are_noted_not_dropped(tmp_path, db_path, isolated_env):
+    lines = FIXTURE.read_text().splitlines()
+    dated = json.loads(lines[5])
+    undated = json.loads(lines[11])
+    assert dated["type"] == undated["type"] == "assistant" and dated["requestId"] != undated["requestId"]
+    undated["timestamp"] = "yesterday afternoon"
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps(dated) + "\n" + json.dumps(undated) + "\n")
+    assert cli("ingest", "transcripts", str(f), "-q", db=db_path).returncode == 0
+    u = undated["message"]["usage"]
+    tokens = sum(u.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                        "cache_read_input_tokens"))
+    note = (f"note: 1 request ({tokens:,} tokens) has no readable timestamp and is in no row of this report: "
+            'cclens query "SELECT * FROM api_request WHERE ts IS NULL"')
+    for args in (["report", "daily", "-f", "json"], ["report", "monthly"], ["report", "sessions", "-f", "csv"],
+                 ["report", "projects"], ["report", "models", "-f", "json"]):
+        out = cli(*args, "--tz", "UTC", db=db_path)
+        assert out.returncode == 0 and note in out.stderr.replace("\n", " ").replace("  ", " "), (args, out.stderr)
+    day = json.loads(cli("report", "daily", "--tz", "UTC", "-f", "json", db=db_path).stdout)
+    assert sum(d["requests"] for d in day) == 1  # the stdout stays the report: the dated request only
+    # only the requests the report's filters would take are counted
+    other = cli("report", "daily", "--tz", "UTC", "--project", "/no/such/project", db=db_path)
+    assert "note:" not in other.stderr
+    f.write_text(json.dumps(dated) + "\n")
+    clean = tmp_path / "clean.duckdb"
+    assert "note:" not in cli("report", "daily", "--tz", "UTC", db=clean).stderr
+
+
 def test_days_follow_the_time_zone(tmp_path, db_path):
     rec = json.loads(FIXTURE.read_text().splitlines()[5])
     rec["timestamp"] = "2026-11-25T02:30:00.000Z"

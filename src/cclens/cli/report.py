@@ -23,7 +23,10 @@ REFRESH_OPTION = typer.Option(True, "--refresh/--no-refresh",
 
 def _run(ctx: typer.Context, kind: str, since, until, tz, source, project, refresh: bool = True
          ) -> tuple[list[dict[str, Any]], str]:
-    return usage_report.run(state(ctx), kind, since, until, tz, source, project, refresh)
+    """The report's rows and zone; the requests in no row are noted on stderr."""
+    rows, zone, missing = usage_report.run(state(ctx), kind, since, until, tz, source, project, refresh)
+    usage_report.note_undated(missing)
+    return rows, zone
 
 
 _totals_line = usage_report.totals_line

@@ -34,8 +34,10 @@ def start_walk(st: AppState, refresh: bool) -> Walk | None:
 
 
 def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str], source: str,
-        project: Optional[str], refresh: bool = True, walk: Walk | None = None) -> tuple[list[dict[str, Any]], str]:
-    """The rows of report ``kind`` and the time zone they are in. On the warehouse file, first ingests
+        project: Optional[str], refresh: bool = True, walk: Walk | None = None
+        ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
+    """The rows of report ``kind``, the time zone they are in, and the requests in no period
+    (:func:`cclens.metrics.usage.undated`). On the warehouse file, first ingests
     what is new in this machine's transcripts (unless ``refresh`` is False); through a running
     ``cclens serve``, its own watcher does that. ``walk``: from :func:`start_walk`, if already started."""
     settings = st.settings
@@ -62,7 +64,8 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
             rows = usage.project_report(wh, flt)
         else:
             rows = usage.model_report(wh, flt)
-    return rows, flt.tz
+        missing = usage.undated(wh, flt)
+    return rows, flt.tz, missing
 
 
 def period(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str],
@@ -70,7 +73,7 @@ def period(st: AppState, kind: str, since: Optional[str], until: Optional[str], 
            walk: Walk | None = None) -> None:
     """``cclens report daily|weekly|monthly``: compute and print."""
     key = PERIOD_KEYS[kind]
-    rows, zone = run(st, kind, since, until, tz, source, project, refresh, walk)
+    rows, zone, missing = run(st, kind, since, until, tz, source, project, refresh, walk)
     if fmt is OutputFormat.json:
         render(rows, fmt)
     elif fmt is OutputFormat.csv and not breakdown:
@@ -80,6 +83,20 @@ def period(st: AppState, kind: str, since: Optional[str], until: Optional[str], 
     else:
         render(table_rows(rows, key, breakdown), fmt, title=f"{kind} usage ({zone})",
                footer=totals_line(rows) if rows else None)
+    note_undated(missing)
+
+
+def note_undated(missing: dict[str, int]) -> None:
+    """On stderr (stdout stays the report, in any format): how many requests have no timestamp and so
+    are in none of the report's rows, and how to see them."""
+    n = missing["requests"]
+    if not n:
+        return
+    import sys
+
+    sys.stderr.write(f"note: {n:,} request{'s' if n != 1 else ''} ({missing['total_tokens']:,} tokens) "
+                     f"{'have' if n != 1 else 'has'} no readable timestamp and {'are' if n != 1 else 'is'} in no row "
+                     "of this report: cclens query \"SELECT * FROM api_request WHERE ts IS NULL\"\n")
 
 
 def table_rows(rows: list[dict[str, Any]], key: str, breakdown: bool) -> list[dict[str, Any]]:

@@ -37,11 +37,18 @@ class ReportFilter:
     source: str = "all"
     project: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, *, dated: bool = True) -> tuple[str, list[Any]]:
+        """The WHERE of the requests in range; ``dated=False``: those of the source and project that
+        have no timestamp (in no period, whatever the range: see :func:`undated`)."""
         if self.source not in SOURCES:
             raise QueryError(f"unknown source {self.source!r}; use one of {', '.join(SOURCES)}")
-        clauses = ["ts IS NOT NULL", SOURCES[self.source]]
+        clauses = ["ts IS NOT NULL" if dated else "ts IS NULL", SOURCES[self.source]]
         params: list[Any] = []
+        if not dated:
+            if self.project:
+                clauses.append("project = ?")
+                params.append(self.project)
+            return " AND ".join(clauses), params
         if self.since:
             clauses.append("timezone(?, ts)::DATE >= ?")
             params += [self.tz, self.since]
@@ -99,6 +106,18 @@ def _priced(wh, flt: ReportFilter) -> tuple[str, list[Any]]:
         raise QueryError("a report needs a price table (ReportFilter.prices)")
     models = [r["model"] for r in _query(wh, "SELECT DISTINCT model FROM api_request WHERE model IS NOT NULL")]
     return priced_requests_cte(flt.prices, models)
+
+
+def undated(wh, flt: ReportFilter) -> dict[str, int]:
+    """``{"requests": N, "total_tokens": T}`` of the requests of ``flt``'s source and project that have no
+    timestamp (a transcript line whose ``timestamp`` does not read as one). They are in no day, week or
+    session range, so every report leaves them out; the reports say how many there are instead of
+    letting them vanish."""
+    where, params = flt.where(dated=False)
+    row = _query(wh, f"""SELECT count(*) AS requests,
+                                sum(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens) AS tokens
+                         FROM api_request WHERE {where}""", params)[0]
+    return {"requests": int(row["requests"] or 0), "total_tokens": int(row["tokens"] or 0)}
 
 
 def period_report(wh, period: str, flt: ReportFilter) -> list[dict[str, Any]]:
