@@ -173,14 +173,15 @@ def test_requests_ranked_by_the_scanner_or_in_sql_give_the_same_warehouse(tmp_pa
         for i, (t, n) in enumerate([("2026-10-02 10:00:00", 1), ("2026-10-02T09:00:00+02:00", 4),
                                    ("2026-10-02 11:00:00", 4)])) + "\n")
     results = []
-    for marked in (True, False):
+    for marked, native in ((True, True), (True, False), (False, False)):
         monkeypatch.setattr(load, "MARKED_REQUESTS", marked)
-        wh = open_warehouse(tmp_path / f"{marked}.duckdb")
+        monkeypatch.setattr(load, "NATIVE_PARTS", native)
+        wh = open_warehouse(tmp_path / f"{marked}-{native}.duckdb")
         wh.execute("SET TimeZone = 'UTC'")
         ingest_paths(wh, [tmp_path / "projects"], host="h", include_defaults=False, batch_bytes=100_000)
         results.append(_tables(wh))
         wh.close()
-    assert results[0]["api_request"] and results[1] == results[0]
+    assert results[0]["api_request"] and results[1] == results[0] and results[2] == results[0]
     odd_row = [r for r in results[0]["api_request"] if r["request_key"] == "r-odd"]
     assert odd_row[0]["output_tokens"] == 4 and str(odd_row[0]["ts"]).startswith("2026-10-02 07:00:00")
 
@@ -290,3 +291,105 @@ def test_landing_reads_its_fields_as_the_scanner_does_and_an_older_warehouse_upg
             "WHERE column_name = 'raw' AND segment_type <> 'VALIDITY'")} == {"ZSTD"}
     finally:
         wh.close()
+
+
+def _odd_lines() -> list[dict]:
+    """Lines that exercise every rule of the per-batch reduction: sessions whose fields come and go,
+    equal timestamps, missing or unreadable ones, subagents, sidechains, prompts of every content
+    kind, meta lines and compaction summaries, tool uses and results, copies of a line."""
+    base = {"sessionId": "s-odd", "cwd": "/a", "gitBranch": "main", "version": "2.1.9", "entrypoint": "cli"}
+    out = []
+    for i, extra in enumerate([
+        {"type": "user", "timestamp": "2026-10-02T10:00:00Z", "message": {"role": "user", "content": "hi"},
+         "promptId": "p1"},
+        {"type": "user", "timestamp": "2026-10-02T10:00:00Z", "cwd": "/b", "gitBranch": "dev", "version": "2.1.10",
+         "entrypoint": "sdk", "message": {"role": "user", "content": [{"type": "text", "text": "x"}]}},
+        {"type": "user", "timestamp": "2026-10-02T09:59:59Z", "cwd": None, "isMeta": True,
+         "message": {"role": "user", "content": "meta"}},
+        {"type": "user", "isCompactSummary": True, "timestamp": "2026-10-02T10:01:00Z",
+         "message": {"role": "user", "content": "summary"}},
+        {"type": "user", "timestamp": "2026-10-02T10:02:00Z", "message": {"role": "user", "content": {"odd": 1}}},
+        {"type": "user", "timestamp": "2026-10-02T10:03:00Z", "promptId": "p2",
+         "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True},
+                                                   {"type": "tool_result", "tool_use_id": "t2"}]}},
+        {"type": "assistant", "timestamp": "2026-10-02T10:02:30Z", "requestId": "r1", "agentId": "ag1",
+         "isSidechain": True, "message": {"id": "m1", "model": "claude-sonnet-4-5",
+         "usage": {"input_tokens": 5, "output_tokens": 2}, "content": [
+             {"type": "tool_use", "id": "t1", "name": "Bash"}, {"type": "tool_use", "name": "NoId"},
+             {"type": "tool_use", "id": "t2", "name": "Read"}]}},
+        {"type": "assistant", "timestamp": "2026-10-02T10:02:31Z", "message": {"id": "m2", "model": "claude-opus-4-5",
+         "usage": {"input_tokens": 1, "cache_read_input_tokens": 7}}, "version": "2.0.99"},
+        {"type": "assistant", "timestamp": "2026-10-02T10:02:31Z", "agentId": "ag2",
+         "message": {"id": "m3", "model": "claude-opus-4-5", "usage": {"output_tokens": 9}}},
+        {"type": "system", "subtype": "x", "cwd": "/c"},
+        {"type": "summary", "sessionId": None, "summary": "no session"},
+        {"type": "user", "sessionId": "s-two", "timestamp": "2026-10-03T00:00:00Z",
+         "message": {"role": "user", "content": "other session"}, "agentId": "ag9"},
+    ]):
+        line = {**base, "uuid": f"u{i}", **extra}
+        out.append({k: v for k, v in line.items() if v is not None or k == "cwd"})
+    return out
+
+
+def test_the_scanners_parts_equal_the_sql_reduction(tmp_path):
+    """reduce.c makes, per batch, the rows load._reduce's SQL makes from the batch's new lines; a batch
+    the scanner says it reduced exactly (parts_exact) must give identical part tables both ways."""
+    from cclens.sources.transcripts import load
+    from cclens.sources.transcripts.files import discover
+    from cclens.sources.transcripts.ingest import _read_batches
+    from cclens.sources.transcripts.scan import key_set, native_available
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import arrow_streams, open_warehouse
+
+    if not native_available():
+        pytest.skip("the parts are the C scanner's")
+    generate(tmp_path / "projects", target_bytes=600_000, seed=21, days=3)
+    odd = tmp_path / "projects" / "odd" / "s.jsonl"
+    odd.parent.mkdir()
+    lines = [json.dumps(x) for x in _odd_lines()]
+    odd.write_text("\n".join(lines + lines[:3]) + "\n")  # the copies at the end are not new
+    files = discover([tmp_path / "projects"], include_defaults=False)
+    wh = open_warehouse(tmp_path / "wh.duckdb")
+    wh.execute("SET threads = 1")  # as bulk_load: ties go to the first line in both
+    seen = key_set()
+    compared = 0
+    for content in (False, True):
+        for chunks, _, _ in _read_batches([(f, None) for f in files], 150_000, []):
+            batch = load.scan_batch(chunks, content, seen)
+            scanned = batch.scanned
+            arrow_streams.enable(scanned.lines)
+            if not (scanned.requests_exact and scanned.parts_exact):
+                continue
+            wh.register("_tl_lines", scanned.lines)
+            wh.register("_tl_blocks", scanned.blocks)
+            got = {}
+            for way in ("sql", "native"):
+                with wh.transaction():
+                    if way == "sql":
+                        load._reduce(wh, load._new_lines("_tl_lines", 3, False), 3, content, marked=True, first=True)
+                    else:
+                        load._reduce_native(wh, scanned.parts, 3, content, first=True)
+                    got[way] = {t: wh.rows(f"SELECT * FROM {t} ORDER BY ALL", []) for t in load._PARTS}
+                    wh.execute("; ".join(f"DROP TABLE {t}" for t in load._PARTS))
+            wh.unregister("_tl_lines")
+            wh.unregister("_tl_blocks")
+            for t in load._PARTS:
+                assert got["native"][t] == got["sql"][t], t
+            compared += 1
+            assert sum(len(v) for v in got["sql"].values()) > 0
+        seen = key_set()  # the second pass, with content: every line new again
+    assert compared >= 4
+    wh.close()
+
+
+def test_a_batch_with_a_timestamp_the_scanner_cannot_read_is_reduced_in_sql():
+    from cclens.sources.transcripts.scan import native_available, scan
+
+    if not native_available():
+        pytest.skip("the parts are the C scanner's")
+    good = json.dumps({"type": "user", "sessionId": "s", "uuid": "a", "timestamp": "2026-10-02T10:00:00Z"})
+    odd = json.dumps({"type": "user", "sessionId": "s", "uuid": "b", "timestamp": "2026-10-02 10:00:00"})
+    assert scan([(good + "\n").encode()]).parts_exact
+    assert not scan([(good + "\n" + odd + "\n").encode()]).parts_exact
+    assert scan([(good + "\n" + json.dumps({"type": "user", "uuid": "c", "timestamp": 5}) + "\n").encode()]
+                ).parts_exact is False  # a number: text the scanner does not read as a time

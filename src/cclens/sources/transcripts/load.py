@@ -39,6 +39,9 @@ QUARANTINE_RAW_LIMIT = 4096
 POISON_RELEASED = False
 # Tests clear this to reduce every batch's requests in SQL, as batches the scanner cannot mark are.
 MARKED_REQUESTS = True
+# Tests clear this to reduce every batch in SQL (_reduce) rather than take the scanner's parts.
+import os as _os
+NATIVE_PARTS = not _os.environ.get("EXP_NONATIVE")
 
 # While a run loads many batches: DuckDB's own memory cap (it spills past it; keeps peak RSS flat
 # whatever the corpus size), and a write-ahead log that may grow to this size before it is folded
@@ -230,7 +233,10 @@ class Segment:
             # The scanner marks each request's best line unless a line it cannot rank as SQL would
             # (or a copy landed before, which it cannot know of) is in the batch.
             marked = MARKED_REQUESTS and getattr(scanned, "requests_exact", False) and not landed_before
-            _reduce(wh, new, number, self.capture_content, marked=marked, first=number == 0)
+            if marked and NATIVE_PARTS and getattr(scanned, "parts_exact", False):
+                _reduce_native(wh, scanned.parts, number, self.capture_content, first=number == 0)
+            else:
+                _reduce(wh, new, number, self.capture_content, marked=marked, first=number == 0)
         finally:
             wh.unregister("_tl_lines")
             wh.unregister("_tl_blocks")
@@ -377,6 +383,46 @@ def _reduce(wh, new: str, number: int, capture_content: bool, *, marked: bool, f
     wh.execute(into("_tl_session_prompt") + f"""
     SELECT DISTINCT session_id, prompt_id FROM ({new})
     WHERE session_id IS NOT NULL AND type = 'user' AND prompt_id IS NOT NULL""")
+
+
+def _reduce_native(wh, parts: dict, number: int, capture_content: bool, *, first: bool) -> None:
+    """:func:`_reduce` of batch ``number`` from the scanner's parts (``Scanned.parts``), which hold
+    the rows its SQL selects from the new lines, already filtered, and each session's aggregates
+    (reduce.c). Valid only when every new line is new to the warehouse too (no ``_tl_dup``), the
+    scanner marked the requests (``requests_exact``) and read every new line's timestamp
+    (``parts_exact``): then ``ts`` is the column ``_new_lines`` computes. Same columns, same order,
+    so the two mix in one segment."""
+    into = (lambda t: f"CREATE TEMP TABLE {t} AS") if first else (lambda t: f"INSERT INTO {t}")
+    part = f"({number}::BIGINT << 32)"
+    text = "prompt_text" if capture_content else "NULL::VARCHAR"
+    columns = f"""{_total_tokens("l.")} AS total, coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
+           l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
+           l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
+           l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
+           l.version, l.prompt_id"""
+    statements = {
+        "_tl_req_part": f"""SELECT {part} + l.idx AS part, {_request_key("l.")} AS request_key, l.request_first_ts AS first_ts,
+                                   {{'p': l.first_path, 'o': l.first_offset}} AS first_origin, {columns}
+                            FROM _tl_c_requests l""",
+        "_tl_prompt_part": f"""SELECT coalesce(prompt_id, uuid) AS prompt_id, session_id, ts, prompt_chars AS length,
+                                      {text} AS text, path, byte_offset FROM _tl_c_prompts""",
+        "_tl_tool_part": """SELECT id AS tool_use_id, session_id, coalesce(request_id, 'msg:' || message_id) AS request_key,
+                                   agent_id, ts, name AS tool_name, path, byte_offset FROM _tl_c_tools""",
+        "_tl_result_part": "SELECT id AS tool_use_id, is_error, ts FROM _tl_c_results",
+        "_tl_session_part": """SELECT session_id, first_ts, last_ts, cwd, cwd_ts, git_branch, branch_ts, version, entrypoint,
+                                      entrypoint_ts, transcript_path, lines FROM _tl_c_sessions""",
+        "_tl_session_agent": "SELECT session_id, agent_id FROM _tl_c_session_agents",
+        "_tl_session_prompt": "SELECT session_id, prompt_id FROM _tl_c_session_prompts",
+    }
+    names = [f"_tl_c_{name}" for name in parts]
+    for name, table in zip(names, parts.values()):
+        wh.register(name, table)
+    try:
+        for target, select in statements.items():
+            wh.execute(into(target) + " " + select)
+    finally:
+        for name in names:
+            wh.unregister(name)
 
 
 # A session's aggregates over some of its lines ({lines}: a SELECT with the columns of a line), with

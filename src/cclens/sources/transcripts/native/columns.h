@@ -67,9 +67,11 @@ int table_init(Table *t, const char *const *names, const ColType *types, int nco
 void table_free(Table *t);
 Column *table_col(Table *t, const char *name);
 
+#define OWNER_MAX_TABLES 9 /* a scan's: lines, blocks and its parts (reduce.h) */
+
 typedef struct {
     atomic_long refs;
-    Table tables[2];
+    Table tables[OWNER_MAX_TABLES];
     int ntables;
     int released; /* the buffers were freed early (owner_release); the tables are empty */
 } Owner;

@@ -18,6 +18,7 @@
 #include "arrow_c.h"
 #include "columns.h"
 #include "envelope.h"
+#include "reduce.h"
 
 #ifndef CCLENS_SOURCE_HASH
 #define CCLENS_SOURCE_HASH "unknown"
@@ -174,8 +175,9 @@ typedef struct {
     PyObject_HEAD
     Owner *owner;
     PyObject *lines, *blocks;
+    PyObject *parts[T_NTABLES - T_REQ]; /* views of the tables T_REQ.. */
     long long total_lines, blank_lines;
-    int requests_exact;
+    int requests_exact, parts_exact;
     BadLine *bad;
     Py_ssize_t nbad;
 } Scan;
@@ -183,6 +185,8 @@ typedef struct {
 static void scan_dealloc(Scan *self) {
     Py_XDECREF(self->lines);
     Py_XDECREF(self->blocks);
+    for (int i = 0; i < T_NTABLES - T_REQ; i++)
+        Py_XDECREF(self->parts[i]);
     if (self->owner)
         owner_decref(self->owner);
     PyMem_RawFree(self->bad);
@@ -260,6 +264,20 @@ static PyObject *scan_get_blocks(Scan *self, void *c) { (void)c; Py_INCREF(self-
 static PyObject *scan_get_total(Scan *self, void *c) { (void)c; return PyLong_FromLongLong(self->total_lines); }
 static PyObject *scan_get_blank(Scan *self, void *c) { (void)c; return PyLong_FromLongLong(self->blank_lines); }
 static PyObject *scan_get_exact(Scan *self, void *c) { (void)c; return PyBool_FromLong(self->requests_exact); }
+static PyObject *scan_get_parts_exact(Scan *self, void *c) { (void)c; return PyBool_FromLong(self->parts_exact); }
+static PyObject *scan_get_parts(Scan *self, void *c) {
+    (void)c;
+    static const char *const names[T_NTABLES - T_REQ] = {"requests", "prompts", "tools", "results", "sessions",
+                                                         "session_agents", "session_prompts"};
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < T_NTABLES - T_REQ; i++) {
+        if (PyDict_SetItemString(d, names[i], self->parts[i])) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    return d;
+}
 
 static PyGetSetDef scan_getset[] = {
     {"lines", (getter)scan_get_lines, NULL, "One row per line that is not blank.", NULL},
@@ -269,6 +287,11 @@ static PyGetSetDef scan_getset[] = {
     {"requests_exact", (getter)scan_get_exact, NULL,
      "Whether the request_* columns are exact (else a request line has a timestamp or total only SQL reads).",
      NULL},
+    {"parts", (getter)scan_get_parts, NULL,
+     "The scan's share of the model, reduced from its new lines: {name: table} (see load._reduce_native).", NULL},
+    {"parts_exact", (getter)scan_get_parts_exact, NULL,
+     "Whether parts equal what the loader's SQL makes of the new lines (requests_exact, and every new line's "
+     "timestamp text read by the scanner).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -339,6 +362,10 @@ static int scan_all(Scan *res, Py_buffer *bufs, const Origin *origins, Py_ssize_
     if (rc == 0)
         res->requests_exact = !scanner_requests(s, lines);
     scanner_free(s);
+    int ts_exact = 0;
+    if (rc == 0)
+        rc = reduce_parts(o->tables, &ts_exact);
+    res->parts_exact = rc == 0 && res->requests_exact && ts_exact;
     return rc;
 }
 
@@ -415,7 +442,9 @@ static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs)
         res->owner = NULL;
         res->lines = res->blocks = NULL;
         res->total_lines = res->blank_lines = 0;
-        res->requests_exact = 0;
+        res->requests_exact = res->parts_exact = 0;
+        for (int i = 0; i < T_NTABLES - T_REQ; i++)
+            res->parts[i] = NULL;
         res->bad = NULL;
         res->nbad = 0;
     }
@@ -428,9 +457,10 @@ static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs)
     res->owner = owner_new();
     if (!res->owner)
         goto nomem;
-    res->owner->ntables = 2;
-    if (table_init(&res->owner->tables[0], LINE_NAMES, LINE_TYPES, L_NCOLS)
-        || table_init(&res->owner->tables[1], BLOCK_NAMES, BLOCK_TYPES, B_NCOLS))
+    res->owner->ntables = T_NTABLES;
+    if (table_init(&res->owner->tables[T_LINES], LINE_NAMES, LINE_TYPES, L_NCOLS)
+        || table_init(&res->owner->tables[T_BLOCKS], BLOCK_NAMES, BLOCK_TYPES, B_NCOLS)
+        || reduce_init(res->owner->tables))
         goto nomem;
     res->owner->tables[0].cols[L_RAW].json = 1;
     int rc;
@@ -450,11 +480,18 @@ static PyObject *native_scan(PyObject *module, PyObject *args, PyObject *kwargs)
     PyMem_Free(origins);
     Py_XDECREF(keep_origins);
     Py_DECREF(seq);
-    res->lines = make_view(res->owner, 0);
-    res->blocks = make_view(res->owner, 1);
+    res->lines = make_view(res->owner, T_LINES);
+    res->blocks = make_view(res->owner, T_BLOCKS);
     if (!res->lines || !res->blocks) {
         Py_DECREF(res);
         return NULL;
+    }
+    for (int i = 0; i < T_NTABLES - T_REQ; i++) {
+        res->parts[i] = make_view(res->owner, T_REQ + i);
+        if (!res->parts[i]) {
+            Py_DECREF(res);
+            return NULL;
+        }
     }
     return (PyObject *)res;
 nomem:
