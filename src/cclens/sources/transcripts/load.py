@@ -40,8 +40,7 @@ POISON_RELEASED = False
 # Tests clear this to reduce every batch's requests in SQL, as batches the scanner cannot mark are.
 MARKED_REQUESTS = True
 # Tests clear this to reduce every batch in SQL (_reduce) rather than take the scanner's parts.
-import os as _os
-NATIVE_PARTS = not _os.environ.get("EXP_NONATIVE")
+NATIVE_PARTS = True
 
 # While a run loads many batches: DuckDB's own memory cap (it spills past it; keeps peak RSS flat
 # whatever the corpus size), and a write-ahead log that may grow to this size before it is folded
