@@ -198,7 +198,7 @@ def _load_segments(wh, batches, total: IngestStats, *, host: str, capture_conten
     write-ahead log first and be compressed at the next checkpoint: about twice the work. A crash
     loses at most the segment that was loading; its cursors did not advance, so the next run reads it
     again."""
-    from .load import Segment
+    from .load import BULK_BYTES, Segment
 
     done = 0
     more = True
@@ -217,6 +217,10 @@ def _load_segments(wh, batches, total: IngestStats, *, host: str, capture_conten
                     more = True
                     break
             total.add(segment.finish())
+            if not more and pending > BULK_BYTES:
+                # The run's last COMMIT checkpoints (bulk_load's own CHECKPOINT then has nothing to do):
+                # DuckDB then writes the model rows once, to the file, instead of to the log first.
+                wh.execute("SET checkpoint_threshold = '1MB'")
 
 
 def refresh(wh, settings, found: dict[str, int | OSError] | None = None) -> IngestStats:

@@ -48,6 +48,7 @@ NATIVE_PARTS = True
 # instead of at every few batches.
 BULK_MEMORY_LIMIT = "256MB"
 BULK_CHECKPOINT_THRESHOLD = "64MB"
+BULK_BYTES = 16 * 1024 * 1024  # a run of more input than this (DuckDB's own checkpoint threshold) is bulk
 
 
 @contextmanager
@@ -60,7 +61,7 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
     # One thread: two were no faster for the landing insert nor the merges (measured on 500 MB), and
     # the other core scans the next batch.
     wh.execute("SET threads = 1")
-    if pending_bytes > 16 * 1024 * 1024:
+    if pending_bytes > BULK_BYTES:
         wh.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
     try:
         yield
@@ -68,7 +69,7 @@ def bulk_load(wh, pending_bytes: int) -> Iterator[None]:
         wh.execute("RESET memory_limit")
         wh.execute("RESET threads")
         wh.execute("RESET checkpoint_threshold")
-    if pending_bytes > 16 * 1024 * 1024:
+    if pending_bytes > BULK_BYTES:
         wh.checkpoint()
 
 
