@@ -209,7 +209,6 @@ class Segment:
         self.run_id = run_id or uuid.uuid4().hex
         self.now = datetime.now(timezone.utc)  # also tells this segment's landed lines apart
         self.stats = IngestStats()
-        self.cursors: list[FileCursor] = []
         self.batches = 0
         _drop_scratch(wh)
         wh.execute("CREATE TEMP TABLE _tl_dup (batch INTEGER, idx INTEGER)")
@@ -222,7 +221,6 @@ class Segment:
         """Quarantine, land and reduce one scanned batch."""
         wh, scanned, number = self.wh, batch.scanned, self.batches
         self.stats.add(IngestStats(files=batch.files, bytes=batch.bytes, lines=scanned.total_lines))
-        self.cursors.extend(cursors)
         wh.register("_tl_lines", scanned.lines)
         wh.register("_tl_blocks", scanned.blocks)
         try:
@@ -243,11 +241,14 @@ class Segment:
             # DuckDB keeps every object a transaction read until it ends, though each statement
             # copied what it stored: without this a segment would hold all its batches' buffers.
             _release(batch.scanned)
+        # The batch's cursors now, in the same transaction: a cold run's DuckDB thread has time
+        # between batches (it waits for the reader), and none to spare at the end of a segment.
+        _store_cursors(wh, self.host, cursors, self.now)
         self.batches += 1
 
     def finish(self) -> IngestStats:
-        """Merge the batches' reductions into the model (requests, prompts, tool uses, sessions) and
-        store the cursors."""
+        """Merge the batches' reductions into the model (requests, prompts, tool uses, sessions); the
+        cursors were stored with each batch."""
         wh = self.wh
         if self.batches:
             self.stats.new_requests, self.stats.updated_requests = _model_requests(wh, self.host, self.now)
@@ -255,7 +256,6 @@ class Segment:
                 _price_new_models(wh)
             _model_prompts_and_tools(wh, self.host)
             _rebuild_sessions(wh, self.host, self.run_id, self.now)
-        _store_cursors(wh, self.host, self.cursors, self.now)
         # Before COMMIT, which then has only the warehouse's own changes to write. After a failure the
         # rollback drops them (they were made in the transaction), and the failed transaction would
         # refuse this anyway, hiding the first error behind its own.
