@@ -28,6 +28,33 @@ def test_read_ahead_yields_every_batch_in_order_with_its_scan():
     assert not _reader_threads()
 
 
+def test_batches_read_by_either_thread_come_out_in_order(monkeypatch):
+    """The consumer reads the scanner's next batch while it would wait for it (load._Feed); whoever
+    reads, the batches are scanned and handed over in order, each once."""
+    import time
+
+    from cclens.sources.transcripts import load
+
+    real = load.scan_batch
+
+    def slow_scan(*args, **kwargs):
+        time.sleep(0.05)  # a scan slower than a read: the consumer gets to read
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load, "scan_batch", slow_scan)
+    readers: list[str] = []
+
+    def batches():
+        for i in range(12):
+            readers.append(threading.current_thread().name)
+            yield [], [f"c{i}"], i
+
+    got = [g[0] for g in prepared(batches())]
+    assert got == [[f"c{i}"] for i in range(12)]
+    assert "MainThread" in readers and "cclens-transcript-reader" in readers, readers
+    assert not _reader_threads()
+
+
 def test_read_ahead_raises_a_reading_error_in_the_consumer():
     def batches():
         yield [], ["c0"], 0

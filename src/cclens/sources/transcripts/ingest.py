@@ -13,7 +13,10 @@ import orjson
 from .files import Chunk, FileCursor, read_new, scan, storable_path
 from .stats import IngestStats
 
-BATCH_BYTES = 64 * 1024 * 1024  # bytes read and scanned at a time; bounds peak memory whatever the corpus size
+# Bytes read and scanned at a time; bounds peak memory whatever the corpus size. With the consumer
+# reading one batch ahead (load._Feed), 48 MB was as fast as 64 MB and peaked ~45 MiB lower
+# (docs/benchmarks.md).
+BATCH_BYTES = 48 * 1024 * 1024
 FIRST_BATCH_BYTES = 4 * 1024 * 1024  # the first batch of a run, read while nothing else can start
 SEGMENT_BYTES = 512 * 1024 * 1024  # bytes of input per transaction (see _load_segments)
 

@@ -105,51 +105,126 @@ def scan_batch(chunks: list[Chunk], capture_content: bool = False, seen=None) ->
                         bytes=sum(len(c.data) for c in chunks))
 
 
+class _Feed:
+    """The raw batches of :func:`prepared`, in order, read by whichever thread asks first: the scanner
+    when it has nothing to scan, or the consumer (:meth:`prefetch`) in the time it would otherwise
+    wait for the scanner, so that reading files and scanning lines run on different cores."""
+
+    def __init__(self, batches: Iterator, end: object):
+        self._it = iter(batches)
+        self._end = end
+        self._cond = threading.Condition()
+        self._read: dict[int, object] = {}  # batches read and not yet taken, by sequence number
+        self._next = 0  # the sequence number of the next batch to read
+        self._reading = False
+        self._done = False  # the end, or an error, was read
+
+    def _read_one(self) -> None:
+        """Read the next batch (called with the condition held; released while reading)."""
+        seq = self._next
+        self._reading = True
+        self._cond.release()
+        interrupted = None
+        try:
+            try:
+                item = next(self._it)
+            except StopIteration:
+                item = self._end
+            except Exception as exc:  # handed on, in order, to the consumer, which raises it
+                item = exc
+            except BaseException as exc:  # Ctrl-C while the consumer reads: raised there, at once
+                interrupted, item = exc, self._end
+        finally:
+            self._cond.acquire()
+            self._reading = False
+        self._next = seq + 1
+        self._read[seq] = item
+        if item is self._end or isinstance(item, BaseException):
+            self._done = True
+        self._cond.notify_all()
+        if interrupted is not None:
+            raise interrupted
+
+    def take(self, seq: int, stop: threading.Event) -> object:
+        """Batch ``seq`` (reading it if nobody is), or the end when ``stop`` is set."""
+        with self._cond:
+            while seq not in self._read:
+                if stop.is_set():
+                    return self._end
+                if not self._reading and not self._done:
+                    self._read_one()
+                else:
+                    self._cond.wait(0.1)
+            return self._read.pop(seq)
+
+    def prefetch(self) -> None:
+        """Read one batch ahead if none waits to be scanned and nobody is reading."""
+        with self._cond:
+            if not self._read and not self._reading and not self._done:
+                self._read_one()
+
+
 def prepared(batches: Iterator[tuple[list[Chunk], list[FileCursor], int]], capture_content: bool = False
              ) -> "Prepared":
-    """``batches`` scanned (:func:`scan_batch`) ahead on a background thread, so reading files and
-    scanning lines (both release the GIL) overlap with loading the previous batch in DuckDB. A batch's
-    bytes are let go once it is scanned; at most two scanned batches wait (loading, queued) while the
-    next is read. An error while reading is raised here, in order; when the consumer stops, the reader
-    stops too."""
+    """``batches`` scanned (:func:`scan_batch`) ahead on a background thread, so that scanning lines
+    overlaps with loading the previous batch in DuckDB; the files are read by the scanner thread or
+    by the consumer, whichever is free first (:class:`_Feed`). A batch's bytes are let go once it is
+    scanned; at most one batch is read ahead of the one being scanned and one scanned batch waits
+    while the one before loads. An error while reading is raised here, in order; when the consumer
+    stops, the scanner stops too."""
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     end = object()
+    feed = _Feed(batches, end)
     seen = key_set()  # the run's: a line key seen in an earlier batch is not new
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
-            for chunks, cursors, size in batches:
-                item = (cursors, size, scan_batch(chunks, capture_content, seen))
-                del chunks
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            seq = 0
+            while not stop.is_set():
+                item = feed.take(seq, stop)
+                seq += 1
+                if item is end or isinstance(item, BaseException):
+                    put(item)
                     return
-            q.put(end)
+                chunks, cursors, size = item  # type: ignore[misc]
+                del item
+                done = (cursors, size, scan_batch(chunks, capture_content, seen))
+                del chunks
+                if not put(done):
+                    return
+                del done
         except BaseException as exc:  # handed to the consumer, which raises it
-            q.put(exc)
+            put(exc)
 
     worker = threading.Thread(target=produce, name="cclens-transcript-reader", daemon=True)
     worker.start()  # now, not at the first next(): a read ahead (ingest.read_ahead) starts at once
-    return Prepared(q, stop, end, worker)
+    return Prepared(q, stop, end, worker, feed)
 
 
 class Prepared:
     """The consuming side of :func:`prepared`: iterate for the scanned batches, in order; :meth:`close`
     stops the reader thread, whether or not anything was taken (iterating to the end closes too)."""
 
-    def __init__(self, q: queue.Queue, stop: threading.Event, end: object, worker: threading.Thread):
-        self._q, self._stop, self._end, self._worker = q, stop, end, worker
+    def __init__(self, q: queue.Queue, stop: threading.Event, end: object, worker: threading.Thread,
+                 feed: _Feed):
+        self._q, self._stop, self._end, self._worker, self._feed = q, stop, end, worker, feed
 
     def __iter__(self) -> "Prepared":
         return self
 
     def __next__(self) -> tuple[list[FileCursor], int, ScannedBatch]:
+        if self._q.empty():  # the scanner is busy: read its next batch meanwhile
+            self._feed.prefetch()
         item = self._q.get()
         if item is self._end:
             self.close()
