@@ -175,6 +175,32 @@ def test_reply_split_over_lines_and_copies_count_once(warehouse, tmp_path):
                                  "requests": 3}
 
 
+def test_a_message_replayed_under_another_request_id_counts_once(warehouse, tmp_path):
+    """A sidechain replay copies a reply under a new requestId: the message counts once, under the
+    request seen first (in time, then file and offset), whether the copy comes in the same run or later."""
+    def reply(uuid, request, ts, sidechain, session="s1"):
+        return json.dumps({"type": "assistant", "sessionId": session, "uuid": uuid, "timestamp": ts,
+                           "requestId": request, "isSidechain": sidechain,
+                           "message": {"id": "msg_same", "model": "claude-sonnet-4-5",
+                                       "usage": {"input_tokens": 100, "output_tokens": 10}}}) + "\n"
+
+    a = tmp_path / "a.jsonl"
+    a.write_text(reply("u1", "req_first", "2026-10-02T10:00:00Z", False)
+                 + reply("u2", "req_replay", "2026-10-02T10:05:00Z", True))
+    ingest_paths(warehouse, [a], host="h", include_defaults=False)
+    assert [r["request_key"] for r in warehouse.query("SELECT request_key FROM api_request")] == ["req_first"]
+    b = tmp_path / "b.jsonl"  # a later run brings another copy, under a third request id
+    b.write_text(reply("u3", "req_later", "2026-10-02T10:07:00Z", True, session="s2"))
+    ingest_paths(warehouse, [b], host="h", include_defaults=False)
+    rows = warehouse.query("SELECT request_key, input_tokens FROM api_request")
+    assert rows == [{"request_key": "req_first", "input_tokens": 100}]
+    c = tmp_path / "c.jsonl"  # another message with its own request is not touched
+    c.write_text(reply("u4", "req_other", "2026-10-02T10:08:00Z", False).replace("msg_same", "msg_other"))
+    ingest_paths(warehouse, [c], host="h", include_defaults=False)
+    assert sorted(r["request_key"] for r in warehouse.query("SELECT request_key FROM api_request")) == [
+        "req_first", "req_other"]
+
+
 def test_unpriced_model_shows_tokens_and_no_cost(tmp_path, db_path):
     rec = json.loads(FIXTURE.read_text().splitlines()[5])
     assert rec["type"] == "assistant"

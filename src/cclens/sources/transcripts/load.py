@@ -563,9 +563,15 @@ def _model_requests(wh, host: str, now: datetime) -> tuple[int, int]:
            b.origin.p AS path, b.origin.o AS byte_offset, l.total
     FROM best b JOIN _tl_req_part l ON l.part = b.part
     """)
-    # A sidechain replay: the same message under another request id (first one wins).
+    # A sidechain replay: the same message under another request id (first one wins). Only a message
+    # with two request keys among these requests and those stored can be one: the rest is not looked at.
     wh.execute("""
-    DELETE FROM _tl_req r WHERE message_id IS NOT NULL AND (
+    DELETE FROM _tl_req r WHERE message_id IS NOT NULL AND message_id IN (
+        SELECT message_id FROM (
+            SELECT message_id, request_key FROM _tl_req WHERE message_id IS NOT NULL
+            UNION SELECT a.message_id, a.request_key FROM api_request a
+            WHERE a.message_id IN (SELECT message_id FROM _tl_req)
+        ) GROUP BY message_id HAVING count(*) > 1) AND (
         EXISTS (SELECT 1 FROM api_request a WHERE a.message_id = r.message_id AND a.request_key <> r.request_key)
         OR EXISTS (SELECT 1 FROM _tl_req o WHERE o.message_id = r.message_id AND o.request_key <> r.request_key
                    AND (o.ts, o.path, o.byte_offset) < (r.ts, r.path, r.byte_offset)))
