@@ -377,7 +377,7 @@ def _new_lines(table: str, number: int, landed_before: bool) -> str:
 
 def _mark_landed(wh, sessionless_landed: bool, number: int) -> bool:
     """Add to ``_tl_dup`` the lines of batch ``number`` (registered as ``_tl_lines``) that are new to
-    this run but were landed by an earlier one; False when there cannot be any. A line key starts
+    this run but were landed by an earlier one; False when there are none. A line key starts
     with its session, and every session with landed lines has its ``session`` row (both commit in the
     same transaction), so landing is searched only for the batch's sessions that have one (and for
     lines without a session, if any such landed): a cold ingest never reads landing back, and an
@@ -388,14 +388,14 @@ def _mark_landed(wh, sessionless_landed: bool, number: int) -> bool:
                                                OR (l.session_id IS NULL AND ?))""", [sessionless_landed])]
     if not prior:
         return False
-    wh.execute("""
+    found = wh.scalar("""
     INSERT INTO _tl_dup
     SELECT ?, l.idx FROM _tl_lines l
     WHERE l.status = 0 AND NOT l.seen AND coalesce(l.session_id, '') IN (SELECT unnest(?::VARCHAR[]))
       AND l.line_key IN (SELECT x.line_key FROM landing_transcript_line_stored x
                          WHERE coalesce(x.session_id, '') IN (SELECT unnest(?::VARCHAR[])))
     """, [number, prior, prior])
-    return True
+    return bool(found)  # appended to sessions, but none of these lines was landed: nothing to leave out
 
 
 def _reduce(wh, new: str, number: int, capture_content: bool, *, marked: bool, first: bool) -> None:
