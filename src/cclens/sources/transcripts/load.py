@@ -1,8 +1,10 @@
 """Loading transcript lines into landing and the model, batches in transactions of a segment each.
 
-Python reads bytes; the scanner (:mod:`.scan`, C) reads every line once, on a reader thread one
-batch ahead, into typed columns and the landing copy without content, which DuckDB reads in place
-(Arrow C stream; nothing is copied and no JSON is parsed again). Per batch (:class:`Segment`):
+Python reads bytes (on the scanner thread, or on the loading thread while it would wait: :class:`_Feed`);
+the scanner (:mod:`.scan`, C) reads every line once, on its thread one batch ahead, into typed columns,
+the landing copy without content and the batch's share of the model (``Scanned.parts``), which DuckDB
+reads in place (Arrow C stream; nothing is copied and no JSON is parsed again). Per batch
+(:class:`Segment`):
 
 1. lines that are not UTF-8, not JSON, or not a JSON object go to ``quarantine`` with file and offset;
 2. every other line lands in ``landing_transcript_line`` (stored in ``..._stored``) once per line key
@@ -12,7 +14,7 @@ batch ahead, into typed columns and the landing copy without content, which Duck
    one reply (one per content block) and copies in other files count once, keeping the largest usage;
    a sidechain replay of a message under another request id is dropped (as ccusage does);
 4. prompts, tool uses and tool results are modelled, and the sessions touched are rebuilt (1 and 2
-   per batch, 3 and 4 reduced per batch and merged per segment);
+   per batch, 3 and 4 reduced per batch, by the scanner where it can, and merged per segment);
 5. the file cursors advance, in the segment's transaction, so a crash leaves no half-ingested batch.
 """
 
@@ -364,6 +366,16 @@ def _drop_scratch(wh) -> None:
     wh.execute("; ".join(f"DROP TABLE IF EXISTS {name}" for name in _SCRATCH_TABLES))
 
 
+def _request_part_columns() -> str:
+    """The columns of a request part after its key, first time and origin, from a request line ``l``
+    (``_reduce`` and ``_reduce_native`` select the same): what ranks it, then what the model keeps."""
+    return f"""{_total_tokens("l.")} AS total, coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts,
+           l.path AS line_path, l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id,
+           l.is_sidechain, l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens,
+           l.cache_creation_5m_tokens, l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier,
+           l.cwd, l.git_branch, l.version, l.prompt_id"""
+
+
 def _new_lines(table: str, number: int, landed_before: bool) -> str:
     """The SELECT of batch ``number``'s new lines from its scanned ``table``: valid, new to this run
     (``seen`` false: the scanner keeps the run's keys), and not landed by an earlier run (``_tl_dup``,
@@ -410,11 +422,7 @@ def _reduce(wh, new: str, number: int, capture_content: bool, *, marked: bool, f
     text = "prompt_text" if capture_content else "NULL::VARCHAR"
     # Requests: the line with the largest usage (non-sidechain first, then the earliest) gives the
     # tokens; the earliest line gives the ts and the origin, whatever the batching.
-    columns = f"""{_total_tokens("l.")} AS total, coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
-           l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
-           l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
-           l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
-           l.version, l.prompt_id"""
+    columns = _request_part_columns()
     if marked:
         wh.execute(into("_tl_req_part") + f"""
         SELECT {part} + l.idx AS part, {_request_key("l.")} AS request_key, l.request_first_ts AS first_ts, {{'p': f.path, 'o': f.byte_offset}} AS first_origin, {columns}
@@ -470,11 +478,7 @@ def _reduce_native(wh, parts: dict, number: int, capture_content: bool, *, first
     into = (lambda t: f"CREATE TEMP TABLE {t} AS") if first else (lambda t: f"INSERT INTO {t}")
     part = f"({number}::BIGINT << 32)"
     text = "prompt_text" if capture_content else "NULL::VARCHAR"
-    columns = f"""{_total_tokens("l.")} AS total, coalesce(l.is_sidechain, false) AS sidechain, l.ts AS line_ts, l.path AS line_path,
-           l.byte_offset AS line_offset, l.request_id, l.message_id, l.session_id, l.agent_id, l.is_sidechain,
-           l.model, l.input_tokens, l.output_tokens, l.cache_creation_tokens, l.cache_creation_5m_tokens,
-           l.cache_creation_1h_tokens, l.cache_read_tokens, l.speed, l.service_tier, l.cwd, l.git_branch,
-           l.version, l.prompt_id"""
+    columns = _request_part_columns()
     statements = {
         "_tl_req_part": f"""SELECT {part} + l.idx AS part, {_request_key("l.")} AS request_key, l.request_first_ts AS first_ts,
                                    {{'p': l.first_path, 'o': l.first_offset}} AS first_origin, {columns}
