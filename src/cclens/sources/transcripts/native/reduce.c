@@ -75,13 +75,6 @@ static int copy_cell(Column *dst, const Column *src, int64_t r) {
 
 /* ---- the tables --------------------------------------------------------------------------------- */
 
-/* A column of an output table: its name and type, taken from a line column. */
-typedef struct {
-    const char *name;
-    int src;   /* L_* column it is copied from */
-    ColType type;
-} Out;
-
 /* T_REQ: the line columns the request part reads, then the first line's origin. */
 static const int REQ_SRC[] = {
     L_IDX, L_REQUEST_ID, L_MESSAGE_ID, L_LINE_KEY, L_REQ_FIRST_TS, L_IN, L_OUT, L_CC, L_CR, L_SIDECHAIN, L_TS,
