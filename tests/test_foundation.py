@@ -113,3 +113,24 @@ def test_parse_days_accepts_one_day_and_open_ends():
     assert parse_days("2026-12-01", "2026-12-01") == (date(2026, 12, 1), date(2026, 12, 1))
     assert parse_days(None, "2026-12-01") == (None, date(2026, 12, 1))
     assert parse_days("2026-12-01", None) == (date(2026, 12, 1), None)
+
+
+def test_a_full_disk_is_one_line_that_says_what_to_do(warehouse):
+    """DuckDB wraps "No space left on device" in lines of its own (a fatal error, the checkpoint that
+    failed); the error names the cause and what to do, on one line."""
+    import _duckdb
+
+    from cclens.errors import WarehouseError
+
+    wrapped = ('FATAL Error: Failed: database has been invalidated because of a previous fatal error.\n'
+               'Original error: "Failed to create checkpoint because of error: Could not write file '
+               '"/x/wh.duckdb": No space left on device"')
+    with pytest.raises(WarehouseError) as err:
+        with warehouse._errors():
+            raise _duckdb.FatalException(wrapped)
+    text = str(err.value)
+    assert "\n" not in text and text.startswith("no space left on the disk holding warehouse ")
+    assert "free some and run the command again" in text and text.endswith('No space left on device"]')
+    with pytest.raises(WarehouseError, match="^warehouse .*: Binder Error"):  # other errors as before
+        with warehouse._errors():
+            raise _duckdb.BinderException("Binder Error: no such column")

@@ -32,6 +32,12 @@ _LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
 _CALLBACK_INTERRUPT_RE = re.compile(r"(failed: |^)KeyboardInterrupt\b", re.M)
 
 
+def _cause_line(exc: BaseException) -> str:
+    """The last line of DuckDB's message that names the cause (it wraps the cause in lines of its own)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if "No space left" in line), lines[-1] if lines else "")
+
+
 def _interrupted(exc: Exception) -> bool:
     """Whether a DuckDB error is Ctrl-C: DuckDB's own interrupt, or a KeyboardInterrupt that Python
     raised while DuckDB was calling into it, which DuckDB reports as an error of its own. Python
@@ -201,6 +207,10 @@ class DuckDBWarehouse:
                 raise KeyboardInterrupt from exc
             if not isinstance(exc, duckdb.Error):
                 raise
+            if "No space left on device" in str(exc):  # say what to do; DuckDB's text is the detail
+                raise WarehouseError(
+                    f"no space left on the disk holding warehouse {self.path}: free some and run the command again "
+                    f"(what was committed is kept; the rest is read again) [{_cause_line(exc)}]") from exc
             raise WarehouseError(f"warehouse {self.path}: {exc}") from exc
 
     # -- schema --------------------------------------------------------------------------------
