@@ -217,6 +217,8 @@ class FakeAnthropicAPI:
         partial = 1.0
         if day == self.today:  # "only data older than 1 hour is included"
             partial = max(0.0, (self.now - timedelta(hours=1) - _start(day)) / timedelta(days=1))
+            if partial <= 0.0:  # the day's first hour: nothing of it is old enough, so no records yet
+                return []
         rng = random.Random(f"{self.seed}|cc|{day}")
         out = []
         for i in self.active_people(day):
