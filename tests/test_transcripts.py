@@ -136,6 +136,25 @@ def test_partial_trailing_line_is_left_for_next_time(warehouse, tmp_path):
                                  "requests": 3}
 
 
+def test_a_first_line_still_being_written_is_not_taken_for_a_replaced_file(warehouse, tmp_path):
+    """Seen while Claude Code writes its first line, the file's head hash is that of a partial line;
+    once the line is complete the hash differs, but nothing was read yet: same file, same generation."""
+    f = tmp_path / "s.jsonl"
+    data = FIXTURE.read_bytes()
+    f.write_bytes(data[:40])  # no newline yet
+    assert ingest_paths(warehouse, [f], host="h", include_defaults=False).new_lines == 0
+    f.write_bytes(data)  # the same file, finished (written in place: same inode)
+    ingest_paths(warehouse, [f], host="h", include_defaults=False)
+    assert totals(warehouse)["requests"] == 3
+    assert warehouse.scalar("SELECT max(generation) FROM landing_transcript_line") == 1
+    assert warehouse.scalar("SELECT generation FROM transcript_file") == 1
+    with open(f, "r+b") as fh:  # a real rewrite after lines were read is still a new generation
+        fh.write(b'{"type":"x","sessionId":"other","uuid":"u"}\n')
+        fh.truncate()
+    ingest_paths(warehouse, [f], host="h", include_defaults=False)
+    assert warehouse.scalar("SELECT generation FROM transcript_file") == 2
+
+
 def test_truncated_and_replaced_files_are_reread_without_double_counting(warehouse, tmp_path):
     f = tmp_path / "s.jsonl"
     data = FIXTURE.read_bytes()

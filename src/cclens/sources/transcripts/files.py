@@ -260,9 +260,11 @@ def read_new(path: Path | str, cursor: FileCursor | None, *, limit: int = READ_L
             cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=1, size=0, offset=0)
         elif (cursor.file_id not in (None, file_id) or size < cursor.offset
               or (cursor.head_hash is not None and head != cursor.head_hash)):
-            # Replaced or truncated: start again from the top under a new generation.
-            cursor = FileCursor(path=p, file_id=file_id, head_hash=head, generation=cursor.generation + 1,
-                                size=0, offset=0)
+            # Replaced or truncated: start again from the top under a new generation, unless nothing
+            # of this one was read (a first line still being written when the file was first seen
+            # hashes differently once complete: the file was not replaced, only finished).
+            cursor = FileCursor(path=p, file_id=file_id, head_hash=head,
+                                generation=cursor.generation + (1 if cursor.offset else 0), size=0, offset=0)
         if size <= cursor.offset:
             return None, replace(cursor, size=size, mtime=st.st_mtime, file_id=file_id)
         if data is None or cursor.offset:
