@@ -6,12 +6,14 @@
 
 Measures, each as a separate process (wall time and peak RSS from wait4):
 - cold: `cclens ingest transcripts` into a new warehouse, then `cclens report daily --format json`
-  (the median of three, after one throwaway cclens process and one read of every file, so that cclens
-  and ccusage both run with the files and their own binaries in the page cache: "cold" is the
-  warehouse, not the disk);
-- ccusage: `ccusage daily --json --offline` (it re-reads everything every time);
+  (the median of ``--runs``, at least three, after one throwaway cclens process and one read of every
+  file, so that cclens and ccusage both run with the files and their own binaries in the page cache:
+  "cold" is the warehouse, not the disk);
+- ccusage: `ccusage daily --json --offline` (it re-reads everything every time), run in turns with the
+  cold runs, so that both are measured in the same minutes of a machine whose speed drifts;
 - warm: `cclens report daily` with nothing changed (it checks every file for new lines first);
 - update: append ~1 MB to 5 files, then `cclens report daily` (ingests the new lines, then reports);
+  the median of three, each to other files;
 - through `cclens serve` (which tails the files itself; the CLI then sends its query to the server):
   the warm report, and how long until an append of ~1 MB shows in the report;
 - phases (unless --no-phases): where the time of a warm and of an update report goes, from the same
@@ -146,7 +148,7 @@ def serve(db: Path, env: dict[str, str], config: Path, work: Path, size_mb: int,
             time.sleep(0.1)
         before = total()  # also waits until the server answers
         warm = statistics.median(run(report, env)[0] for _ in range(runs))
-        appended = append_mb(config, size_mb + 2999, 2, work)
+        appended = append_mb(config, size_mb + 2999, 4, work)
         start = time.perf_counter()
         while total() == before:
             if time.perf_counter() - start > 120:
@@ -177,25 +179,30 @@ def bench(size_mb: int, runs: int, with_phases: bool, with_server: bool) -> tupl
         # One throwaway process first: the first to load Python, DuckDB and the extension from disk
         # after the corpus copy pays for it, whoever it is (ccusage's runs below are all warm).
         run([*CCLENS, "--db", str(work / "warmup.duckdb"), "report", "daily", "--no-refresh", "-f", "json"], env)
-        # Cold (a new warehouse each time): the median of three ingests, each followed by its report.
-        colds = []
-        for _ in range(3):
+        # Cold (a new warehouse each time), each ingest followed by its report, and ccusage, taken in
+        # turns: this VM's speed drifts from minute to minute, so both are measured in the same minutes.
+        colds, cc = [], []
+        for _ in range(max(3, runs)):
             for stale in (db, db.with_suffix(".duckdb.wal")):
                 stale.unlink(missing_ok=True)
             t1, m1 = run([*CCLENS, "--db", str(db), "ingest", "transcripts", "-q"], env)
             t2, m2 = run([*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env)
             colds.append((t1 + t2, t1, t2, m1, m2))
-        _, t1, t2, m1, m2 = sorted(colds)[1]
+            if CCUSAGE.exists():
+                cc.append(run([str(CCUSAGE), "daily", "--json", "--offline", "-z", "UTC"], env))
+        _, t1, t2, m1, m2 = sorted(colds)[len(colds) // 2]
         warm = [run([*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env)
                 for _ in range(runs)]
-        cc = [run([str(CCUSAGE), "daily", "--json", "--offline", "-z", "UTC"], env) for _ in range(runs)] \
-            if CCUSAGE.exists() else []
-        appended = append_mb(config, size_mb + 999, 0, work)
-        upd = run([*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env)
+        # Updates: ~1 MB appended to 5 files, then a report; three times, to other files each time.
+        updates = []
+        for k in range(3):
+            appended = append_mb(config, size_mb + 999 + k, k, work)
+            updates.append(run([*CCLENS, "--db", str(db), "report", "daily", "--tz", "UTC", "-f", "json"], env))
+        upd = sorted(updates)[1]
         cc_after = run([str(CCUSAGE), "daily", "--json", "--offline", "-z", "UTC"], env) if CCUSAGE.exists() else None
         if with_phases:
             notes.append(phase_line(f"{size_mb} MB warm report phases (the median of {runs} runs)", phases(db, env, runs)))
-            append_mb(config, size_mb + 1999, 1, work)
+            append_mb(config, size_mb + 1999, 3, work)
             notes.append(phase_line(f"{size_mb} MB update (+1 MB) phases", phases(db, env, 1)))
         srv = serve(db, env, config, work, size_mb, runs) if with_server else None
         med = lambda xs: statistics.median(x[0] for x in xs)  # noqa: E731
