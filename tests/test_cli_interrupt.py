@@ -103,3 +103,34 @@ def test_an_unexpected_error_is_one_line_with_exit_code_70(monkeypatch, capsys):
     monkeypatch.setenv("CCLENS_DEBUG", "1")
     with pytest.raises(ValueError):
         cli.main(["report", "daily"])
+
+
+def test_a_ctrl_c_after_the_run_is_over_does_not_change_its_exit():
+    """Once main() returned, the run is over: a SIGINT while the interpreter shuts down (here from an
+    atexit hook) leaves the exit code as main() said, with nothing on stderr."""
+    code = ("import atexit, os, signal\nimport cclens.cli as cli\ncli.main = lambda: 3\n"
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\ncli.script()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr) == (3, "")
+
+
+def test_ctrl_c_while_duckdb_reads_a_registered_objects_schema_is_an_interrupt(warehouse):
+    """Registering an Arrow object makes DuckDB read its schema, calling into Python; a Ctrl-C there
+    comes back as DuckDB's own error quoting KeyboardInterrupt, and must be an interrupt (exit 130),
+    not an internal error."""
+    from cclens.sources.transcripts.scan import scan
+    from cclens.warehouse import arrow_streams
+
+    table = scan([b"{}\n"]).lines
+    arrow_streams.enable(table)
+
+    class Interrupted:
+        num_rows = 1
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        warehouse.register("_interrupted", Interrupted())
+    warehouse.register("_fine", table)  # and the connection still works
+    assert warehouse.scalar("SELECT count(*) FROM _fine") == 1

@@ -110,6 +110,17 @@ def _error_line(exc: CclensError) -> int:
     return exc.exit_code
 
 
+def script() -> None:
+    """The ``cclens`` command: :func:`main`, then exit with its code. Once main has returned, the run is
+    over (done, or failed and said so); a Ctrl-C that comes while the interpreter shuts down must not
+    turn it into a process killed by SIGINT, so from then on SIGINT is ignored."""
+    import signal
+
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cclens`` script. Returns the process exit code. Errors are one line on
     stderr, never a traceback: cclens's own (:class:`CclensError`) say what to do; anything else is a

@@ -124,7 +124,7 @@ class DuckDBWarehouse:
         """Expose an Arrow table (or DataFrame) to SQL as a view named ``name`` until unregistered.
         Without the duckdb package imported, only objects with ``__arrow_c_stream__`` can be, once
         :func:`cclens.warehouse.arrow_streams.enable` has run (the transcript loader calls it)."""
-        with self._lock:
+        with self._lock, self._errors():  # DuckDB reads the object's schema here: Ctrl-C may land in it
             con = self._con if arrow_streams.active() else self.con
             con.register(name, data)
 
