@@ -44,15 +44,10 @@ class ReportFilter:
             raise QueryError(f"unknown source {self.source!r}; use one of {', '.join(SOURCES)}")
         clauses = ["ts IS NOT NULL" if dated else "ts IS NULL", SOURCES[self.source]]
         params: list[Any] = []
-        if not dated:
-            if self.project:
-                clauses.append("project = ?")
-                params.append(self.project)
-            return " AND ".join(clauses), params
-        if self.since:
+        if dated and self.since:
             clauses.append("timezone(?, ts)::DATE >= ?")
             params += [self.tz, self.since]
-        if self.until:
+        if dated and self.until:
             clauses.append("timezone(?, ts)::DATE <= ?")
             params += [self.tz, self.until]
         if self.project:

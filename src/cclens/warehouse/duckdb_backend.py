@@ -32,10 +32,12 @@ _LOCK_RE = re.compile(r"(Could not set lock|Conflicting lock)", re.I)
 _CALLBACK_INTERRUPT_RE = re.compile(r"(failed: |^)KeyboardInterrupt\b", re.M)
 
 
-def _cause_line(exc: BaseException) -> str:
-    """The last line of DuckDB's message that names the cause (it wraps the cause in lines of its own)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in reversed(lines) if "No space left" in line), lines[-1] if lines else "")
+_NO_SPACE = "No space left on device"
+
+
+def _no_space_line(exc: BaseException) -> str:
+    """The line of DuckDB's message that says the disk is full (it wraps it in lines of its own)."""
+    return next(line.strip() for line in reversed(str(exc).splitlines()) if _NO_SPACE in line)
 
 
 def _interrupted(exc: Exception) -> bool:
@@ -207,10 +209,10 @@ class DuckDBWarehouse:
                 raise KeyboardInterrupt from exc
             if not isinstance(exc, duckdb.Error):
                 raise
-            if "No space left on device" in str(exc):  # say what to do; DuckDB's text is the detail
+            if _NO_SPACE in str(exc):  # say what to do; DuckDB's text is the detail
                 raise WarehouseError(
                     f"no space left on the disk holding warehouse {self.path}: free some and run the command again "
-                    f"(what was committed is kept; the rest is read again) [{_cause_line(exc)}]") from exc
+                    f"(what was committed is kept; the rest is read again) [{_no_space_line(exc)}]") from exc
             raise WarehouseError(f"warehouse {self.path}: {exc}") from exc
 
     # -- schema --------------------------------------------------------------------------------
