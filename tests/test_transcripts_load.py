@@ -126,6 +126,8 @@ def _tables(wh) -> dict[str, list]:
         "landing": wh.query("SELECT * EXCLUDE (run_id, ingested_at) FROM landing_transcript_line ORDER BY line_key"),
         "api_request": wh.query("SELECT * EXCLUDE (updated_at) FROM api_request ORDER BY request_key"),
         "session": wh.query("SELECT * EXCLUDE (updated_at) FROM session ORDER BY session_id"),
+        "session_agent": wh.query("SELECT * FROM session_agent ORDER BY ALL"),
+        "session_prompt": wh.query("SELECT * FROM session_prompt ORDER BY ALL"),
         "prompt": wh.query("SELECT * FROM prompt ORDER BY prompt_id"),
         "tool_use": wh.query("SELECT * FROM tool_use ORDER BY tool_use_id"),
         "quarantine": wh.query("SELECT source, origin, byte_offset, reason, raw FROM quarantine ORDER BY origin, byte_offset"),
@@ -318,6 +320,59 @@ def test_landing_reads_its_fields_as_the_scanner_does_and_an_older_warehouse_upg
             "WHERE column_name = 'raw' AND segment_type <> 'VALIDITY'")} == {"ZSTD"}
     finally:
         wh.close()
+
+
+def test_appends_to_sessions_of_an_older_warehouse_merge_as_one_ingest(tmp_path):
+    """Appending to a session merges the new lines into its ``session`` row, whose ranking timestamps
+    and distinct subagents and prompts are kept (model v3), without reading its landed lines back. A
+    warehouse made before that gets them from its landed lines on open (transcripts v4); appends to
+    its sessions then give the warehouse one ingest of everything gives."""
+    from cclens.synth.transcripts import generate
+    from cclens.warehouse import open_warehouse
+
+    generate(tmp_path / "all" / "projects", target_bytes=300_000, seed=8, days=3)
+    files = sorted((tmp_path / "all").rglob("*.jsonl"))
+    halves = []
+    for f in files:  # every file cut in two at a line end: the second half appends to its sessions
+        data = f.read_bytes()
+        cut = data.rfind(b"\n", 0, len(data) // 2) + 1
+        halves.append((tmp_path / "inc" / f.relative_to(tmp_path / "all"), data[:cut], data[cut:]))
+    for target, first, _ in halves:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(first)
+    inc = tmp_path / "inc.duckdb"
+    wh = open_warehouse(inc)
+    ingest_paths(wh, [tmp_path / "inc"], host="h", include_defaults=False)
+    state = _tables(wh)
+    assert any(a["session_id"] for a in state["session_agent"]) and state["session_prompt"]
+    # as a warehouse from before model v3 and transcripts v4 is: no merge state at all
+    wh.execute("ALTER TABLE session DROP COLUMN cwd_ts; ALTER TABLE session DROP COLUMN branch_ts; "
+               "ALTER TABLE session DROP COLUMN entrypoint_ts; DROP TABLE session_agent; DROP TABLE session_prompt")
+    wh.execute("DELETE FROM schema_migrations WHERE (component, version) IN (('model', 3), ('transcripts', 4))")
+    wh.close()
+    wh = open_warehouse(inc)  # the upgrade reads the state back from landing, once
+    assert _tables(wh) == state
+    for target, _, rest in halves:
+        with open(target, "ab") as fh:
+            fh.write(rest)
+    ingest_paths(wh, [tmp_path / "inc"], host="h", include_defaults=False)
+    whole = open_warehouse(tmp_path / "whole.duckdb")
+    ingest_paths(whole, [tmp_path / "all"], host="h", include_defaults=False)
+    got, want = _tables(wh), _tables(whole)
+    for rows in (got, want):  # the two corpora live in different folders
+        for r in rows["session"]:
+            r["transcript_path"] = r["transcript_path"] and r["transcript_path"].split("projects/")[1]
+        for r in rows["landing"] + rows["api_request"] + rows["tool_use"] + rows["prompt"]:
+            for key in ("path", "origin_path"):
+                if r.get(key):
+                    r[key] = r[key].split("projects/")[1]
+        for r in rows["quarantine"]:
+            r["origin"] = r["origin"].split("projects/")[1]
+    assert got["session"] and {r["line_count"] for r in got["session"]} != {None}
+    for name in want:
+        assert got[name] == want[name], name
+    wh.close()
+    whole.close()
 
 
 def _odd_lines() -> list[dict]:

@@ -71,7 +71,9 @@ def _snapshot(wh):
     # a session's rows merge the aggregates of each run's lines with those of the lines landed before
     model = (wh.query("SELECT * EXCLUDE (transcript_path, updated_at) FROM session ORDER BY session_id"),
              wh.query("SELECT * FROM prompt ORDER BY prompt_id"),
-             wh.query("SELECT * FROM tool_use ORDER BY tool_use_id"))
+             wh.query("SELECT * FROM tool_use ORDER BY tool_use_id"),
+             wh.query("SELECT * FROM session_agent ORDER BY ALL"),
+             wh.query("SELECT * FROM session_prompt ORDER BY ALL"))
     return req, land, q, model
 
 

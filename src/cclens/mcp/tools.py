@@ -225,6 +225,8 @@ TABLE_NOTES = {
                    "from_transcripts/from_otel say who saw it); tokens by type, model, session, project",
     "api_request_cost": "api_request priced with the cclens price table (cost_usd; NULL = unpriced model)",
     "session": "Claude Code sessions (first/last timestamp, host, project)",
+    "session_agent": "the subagents (agent_id) that wrote lines of each transcript session",
+    "session_prompt": "the prompt ids of each transcript session's user lines (session.prompt_count)",
     "prompt": "user prompts per source (no text unless content storage is on)",
     "tool_use": "tool uses per source (tool name, error flag, agent)",
     "person": "known people (people file or links)", "alias": "identities (email, OTel ids, host, …) → person",

@@ -332,7 +332,7 @@ class Segment:
             if self.stats.new_requests:
                 _price_new_models(wh)
             _model_prompts_and_tools(wh, self.host)
-            _rebuild_sessions(wh, self.host, self.run_id, self.now)
+            _rebuild_sessions(wh, self.host, self.now)
         # Before COMMIT, which then has only the warehouse's own changes to write. After a failure the
         # rollback drops them (they were made in the transaction), and the failed transaction would
         # refuse this anyway, hiding the first error behind its own.
@@ -670,44 +670,48 @@ def _model_prompts_and_tools(wh, host: str) -> None:
     """)
 
 
-def _rebuild_sessions(wh, host: str, run_id: str, now: datetime) -> None:
-    """Rebuild the ``session`` rows of the sessions the segment touched from their parts (:func:`_reduce`)
-    and, for a session that had landed lines before (it has a ``session`` row), those lines, whose
-    fields are read back from their landing copies (a cold ingest reads nothing back)."""
+def _rebuild_sessions(wh, host: str, now: datetime) -> None:
+    """Rebuild the ``session`` rows of the sessions the segment touched: their parts (:func:`_reduce`)
+    merged with what their rows already held (aggregates kept with the timestamps that rank them),
+    their subagents and prompts counted from ``session_agent`` and ``session_prompt`` once the new
+    ones are added. Nothing is read back from landing: appending to a long session costs what the
+    new lines cost (reading its landed lines back cost ~0.8 s for a 500 MB corpus in two segments)."""
+    wh.execute("""
+    INSERT INTO session_agent SELECT DISTINCT a.session_id, a.agent_id FROM _tl_session_agent a
+    WHERE NOT EXISTS (SELECT 1 FROM session_agent x WHERE x.session_id = a.session_id AND x.agent_id = a.agent_id)""")
+    wh.execute("""
+    INSERT INTO session_prompt SELECT DISTINCT p.session_id, p.prompt_id FROM _tl_session_prompt p
+    WHERE NOT EXISTS (SELECT 1 FROM session_prompt x WHERE x.session_id = p.session_id AND x.prompt_id = p.prompt_id)""")
     wh.execute("""
     CREATE OR REPLACE TEMP TABLE _tl_sessions AS
-    SELECT DISTINCT s.session_id, (p.session_id IS NOT NULL) AS prior
-    FROM _tl_session_part s LEFT JOIN session p ON p.session_id = s.session_id
-    """)
-    wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
-    parts = "SELECT ?::VARCHAR AS host, * FROM _tl_session_part"
-    agents = "SELECT session_id, agent_id FROM _tl_session_agent"
-    prompts = "SELECT session_id, prompt_id FROM _tl_session_prompt"
-    params: list = [host]
-    if wh.scalar("SELECT count(*) FROM _tl_sessions WHERE prior"):
-        # The earlier lines: landed before this segment (whose lines have its run id and time).
-        earlier = """SELECT l.*, l.record_type AS type FROM landing_transcript_line l
-                     WHERE l.session_id IN (SELECT session_id FROM _tl_sessions WHERE prior)
-                       AND NOT (l.run_id IS NOT DISTINCT FROM ? AND l.ingested_at = ?)"""
-        parts += (f" UNION ALL BY NAME SELECT h.host, a.* FROM ({_SESSION_AGGREGATES.format(lines=earlier)}) a "
-                  f"JOIN (SELECT session_id, any_value(host) AS host FROM ({earlier}) GROUP BY 1) h USING (session_id)")
-        agents += f" UNION SELECT session_id, agent_id FROM ({earlier}) WHERE agent_id IS NOT NULL"
-        prompts += f" UNION SELECT session_id, prompt_id FROM ({earlier}) WHERE type = 'user' AND prompt_id IS NOT NULL"
-        params += [run_id, now] * 4
-    wh.execute(f"""
-    INSERT INTO session
-    WITH merged AS (
+    WITH touched AS (SELECT DISTINCT session_id FROM _tl_session_part),
+    parts AS (
+        SELECT ?::VARCHAR AS host, * FROM _tl_session_part
+        UNION ALL BY NAME
+        SELECT s.host, s.session_id, s.first_ts, s.last_ts, s.cwd, s.cwd_ts, s.git_branch, s.branch_ts, s.version,
+               s.entrypoint, s.entrypoint_ts, s.transcript_path, s.line_count AS lines
+        FROM session s WHERE s.session_id IN (SELECT session_id FROM touched)
+    ), merged AS (
         SELECT session_id, any_value(host) AS host, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-               arg_min(cwd, cwd_ts) AS cwd, arg_max(git_branch, branch_ts) AS git_branch, max(version) AS version,
-               arg_min(entrypoint, entrypoint_ts) AS entrypoint, min(transcript_path) AS transcript_path,
-               sum(lines) AS lines
-        FROM ({parts}) GROUP BY session_id
-    ), agents AS (SELECT session_id, count(DISTINCT agent_id) AS n FROM ({agents}) GROUP BY 1),
-       turns AS (SELECT session_id, count(DISTINCT prompt_id) AS n FROM ({prompts}) GROUP BY 1)
-    SELECT m.session_id, m.host, m.first_ts, m.last_ts, m.cwd, m.cwd, m.git_branch, m.version, m.entrypoint,
-           m.transcript_path, coalesce(a.n, 0), coalesce(t.n, 0), m.lines, ?
+               arg_min(cwd, cwd_ts) AS cwd, min(cwd_ts) AS cwd_ts,
+               arg_max(git_branch, branch_ts) AS git_branch, max(branch_ts) AS branch_ts, max(version) AS version,
+               arg_min(entrypoint, entrypoint_ts) AS entrypoint, min(entrypoint_ts) AS entrypoint_ts,
+               min(transcript_path) AS transcript_path, sum(lines) AS line_count
+        FROM parts GROUP BY session_id
+    ), agents AS (
+        SELECT session_id, count(*) AS n FROM session_agent
+        WHERE session_id IN (SELECT session_id FROM touched) GROUP BY 1
+    ), turns AS (
+        SELECT session_id, count(*) AS n FROM session_prompt
+        WHERE session_id IN (SELECT session_id FROM touched) GROUP BY 1
+    )
+    SELECT m.session_id, m.host, m.first_ts, m.last_ts, m.cwd, m.cwd AS project, m.git_branch, m.version,
+           m.entrypoint, m.transcript_path, coalesce(a.n, 0) AS subagent_count, coalesce(t.n, 0) AS prompt_count,
+           m.line_count, ?::TIMESTAMPTZ AS updated_at, m.cwd_ts, m.branch_ts, m.entrypoint_ts
     FROM merged m LEFT JOIN agents a USING (session_id) LEFT JOIN turns t USING (session_id)
-    """, params + [now])
+    """, [host, now])
+    wh.execute("DELETE FROM session WHERE session_id IN (SELECT session_id FROM _tl_sessions)")
+    wh.execute("INSERT INTO session BY NAME SELECT * FROM _tl_sessions")
     wh.execute("DROP TABLE IF EXISTS _tl_sessions")
 
 

@@ -112,4 +112,21 @@ register("model", [
     );
     """,
     _cost_view,
+    # v3: what merging new transcript lines into a session needs without reading its landed lines back
+    # (sources/transcripts/load.py, _rebuild_sessions): the timestamps that chose its cwd, branch and
+    # entrypoint, and its distinct subagents and prompts (subagent_count and prompt_count count them).
+    # The transcripts component fills them for sessions that exist (its v4).
+    """
+    ALTER TABLE session ADD COLUMN cwd_ts TIMESTAMPTZ;          -- of the first line with a cwd
+    ALTER TABLE session ADD COLUMN branch_ts TIMESTAMPTZ;       -- of the last line with a git branch
+    ALTER TABLE session ADD COLUMN entrypoint_ts TIMESTAMPTZ;   -- of the first line with an entrypoint
+    CREATE TABLE IF NOT EXISTS session_agent (
+        session_id    VARCHAR NOT NULL,
+        agent_id      VARCHAR NOT NULL    -- a subagent that wrote lines of the session
+    );
+    CREATE TABLE IF NOT EXISTS session_prompt (
+        session_id    VARCHAR NOT NULL,
+        prompt_id     VARCHAR NOT NULL    -- the promptId of a user line of the session
+    );
+    """,
 ])

@@ -69,6 +69,26 @@ def _landing_v3(wh) -> None:
     wh.execute(_LANDING_VIEW)
 
 
+def _session_state_v4(wh) -> None:
+    """Fill ``session``'s ranking timestamps, ``session_agent`` and ``session_prompt`` (model v3) from
+    the landed lines, as the sessions' rebuild computed them from those lines until then."""
+    if not wh.scalar("SELECT count(*) FROM (SELECT 1 FROM session LIMIT 1)"):
+        return  # a new warehouse, or nothing ingested yet
+    wh.execute("""
+    UPDATE session s SET cwd_ts = a.cwd_ts, branch_ts = a.branch_ts, entrypoint_ts = a.entrypoint_ts
+    FROM (SELECT session_id, min(ts) FILTER (WHERE cwd IS NOT NULL) AS cwd_ts,
+                 max(ts) FILTER (WHERE git_branch IS NOT NULL) AS branch_ts,
+                 min(ts) FILTER (WHERE entrypoint IS NOT NULL) AS entrypoint_ts
+          FROM landing_transcript_line WHERE session_id IS NOT NULL GROUP BY session_id) a
+    WHERE a.session_id = s.session_id""")
+    wh.execute("""
+    INSERT INTO session_agent SELECT DISTINCT session_id, agent_id FROM landing_transcript_line
+    WHERE session_id IS NOT NULL AND agent_id IS NOT NULL""")
+    wh.execute("""
+    INSERT INTO session_prompt SELECT DISTINCT session_id, prompt_id FROM landing_transcript_line
+    WHERE session_id IS NOT NULL AND record_type = 'user' AND prompt_id IS NOT NULL""")
+
+
 register("transcripts", [
     """
     CREATE TABLE IF NOT EXISTS transcript_file (
@@ -114,4 +134,6 @@ register("transcripts", [
     lambda wh: _recompress(wh, "landing_transcript_line", "raw", "zstd"),
     # v3: the slim table and the view (see _LANDING_V3). Same columns to read, same values, same rows.
     _landing_v3,
+    # v4: the session merge state (model v3) of the sessions landed so far, read from their lines once.
+    _session_state_v4,
 ])
