@@ -114,6 +114,27 @@ def test_a_ctrl_c_after_the_run_is_over_does_not_change_its_exit():
     assert (out.returncode, out.stderr) == (3, "")
 
 
+def test_a_ctrl_c_caught_inside_code_run_by_exec_still_exits_130(tmp_path):
+    """A Ctrl-C that lands while exec() runs a string (dataclasses make their methods so, as modules
+    import) is caught and said like any other, but CPython remembers it and at exit kills the process
+    by SIGINT when it ran as ``python -m`` (exit -2 instead of 130; seen in
+    test_ctrl_c_during_an_ingest_… about once in twenty runs). The run must end with 130 and its line."""
+    code = ("import os, signal, sys\nimport cclens.cli as cli\n"
+            "def main():\n"
+            "    try:\n"
+            "        exec('import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10**6): pass')\n"
+            "    except KeyboardInterrupt:\n"
+            "        sys.stderr.write('interrupted\\n')\n"
+            "        return 130\n"
+            "    return 0\n"
+            "cli.main = main\ncli.script()\n")
+    (tmp_path / "interrupted_in_exec.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    out = subprocess.run([sys.executable, "-m", "interrupted_in_exec"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert (out.returncode, out.stderr) == (130, "interrupted\n")
+
+
 def test_ctrl_c_while_duckdb_reads_a_registered_objects_schema_is_an_interrupt(warehouse):
     """Registering an Arrow object makes DuckDB read its schema, calling into Python; a Ctrl-C there
     comes back as DuckDB's own error quoting KeyboardInterrupt, and must be an interrupt (exit 130),

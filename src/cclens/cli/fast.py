@@ -23,7 +23,6 @@ import builtins
 import os
 import re
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -171,37 +170,30 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
             console.print(f"through cclens serve at {info.url}: batches {shipped.batches:,} · "
                           f"bytes {shipped.bytes:,} · lines {shipped.lines:,} · new lines {shipped.new_lines:,}")
             return
-    from ..sources.transcripts.files import scan_in_background
+    from ..sources.transcripts.ingest import BackgroundWalk
 
     # The walk of the transcript folders, and the imports a load needs, run while the warehouse opens.
     # A new warehouse has no cursors: then reading and scanning start as soon as the walk is done,
     # while DuckDB creates the schema (ingest.read_ahead; checked again once the file is open).
     roots = explicit or list(settings.transcript_paths)
-    scanned = scan_in_background(roots, include_defaults=not explicit)
-    new_file = not Path(settings.db).expanduser().exists()
-    box: dict[str, Any] = {}
-    warming = threading.Thread(target=_prepare_load, args=(scanned, new_file, settings.capture_content, box),
-                               name="cclens-import", daemon=True)
-    warming.start()
+    walk = BackgroundWalk(roots, include_defaults=not explicit, new_file=not Path(settings.db).expanduser().exists(),
+                          capture_content=settings.capture_content)
     try:
         wh = st.open_warehouse()
     except BaseException:
-        warming.join()
-        if box.get("ahead") is not None:
-            box["ahead"].close()
+        walk.close()
         raise
     try:
-        warming.join()
-        found = scanned()
         with progress_bar(console, quiet) as progress:
             stats = ingest_paths(wh, roots, host=settings.host, include_defaults=not explicit,
-                                 capture_content=settings.capture_content, progress=progress, found=found,
-                                 ahead=box.get("ahead"))
+                                 capture_content=settings.capture_content, progress=progress, found=walk.found(),
+                                 ahead=walk.ahead())
         if stats.new_requests:
             from ..model.pricing import effective_table, sync_model_prices
 
             sync_model_prices(wh, effective_table(settings))  # keeps the api_request_cost view priced
     finally:
+        walk.close()  # (a read ahead the ingest took is closed already; one it did not take stops here)
         wh.close()
     console.print(
         f"files {stats.files:,} · bytes {stats.bytes:,} · lines {stats.lines:,} · new lines {stats.new_lines:,} · "
@@ -211,19 +203,6 @@ def ingest_transcripts(st: AppState, paths: list[Path] | None, quiet: bool) -> N
         console.print(f"  unreadable: {err}")
     if stats.quarantined:
         console.print("  quarantined lines are kept with their reason: cclens report quarantine")
-
-
-def _prepare_load(scanned: Callable[[], dict], new_file: bool, capture_content: bool, box: dict[str, Any]) -> None:
-    """Import what loading transcripts needs (not the duckdb package: warehouse.arrow_streams), and
-    for a new warehouse start reading as soon as the walk ``scanned`` is done (``box["ahead"]``)."""
-    try:
-        from ..sources.transcripts import load  # noqa: F401
-        from ..sources.transcripts.ingest import read_ahead
-
-        if new_file:
-            box["ahead"] = read_ahead(scanned(), capture_content=capture_content)
-    except Exception:  # done again, and reported, where it is used
-        pass
 
 
 @contextmanager

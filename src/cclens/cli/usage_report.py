@@ -7,11 +7,12 @@ them too, so a warm report starts without importing Typer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .render import OutputFormat, render
 
 if TYPE_CHECKING:
+    from ..sources.transcripts.ingest import BackgroundWalk
     from .context import AppState
 
 PERIOD_KEYS = {"daily": "date", "weekly": "week", "monthly": "month"}
@@ -19,29 +20,44 @@ TOTAL_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cach
                  "cost_usd")
 
 
-Walk = Callable[[], dict]
-
-
-def start_walk(st: AppState, refresh: bool) -> Walk | None:
+def start_walk(st: AppState, refresh: bool) -> BackgroundWalk | None:
     """Start walking this machine's transcript folders (the places the refresh looks at) on a thread,
     when the report will refresh from the file; the result is handed to :func:`run`. Called as early as
-    possible: the walk is system calls, so it overlaps the imports and the opening of the warehouse."""
+    possible: the walk is system calls, so it overlaps the imports and the opening of the warehouse; for
+    a warehouse file that does not exist yet, reading and scanning start as soon as the walk is done."""
     if not refresh or st.server_maybe_running():
         return None
-    from ..sources.transcripts.files import scan_in_background
+    from pathlib import Path
 
-    return scan_in_background(list(st.settings.transcript_paths))
+    from ..sources.transcripts.ingest import BackgroundWalk
+
+    settings = st.settings
+    new_file = not Path(settings.db).expanduser().exists()
+    # (what loading needs is imported ahead only for a new file: a warm report rarely loads anything)
+    return BackgroundWalk(list(settings.transcript_paths), new_file=new_file,
+                          capture_content=settings.capture_content, import_load=new_file)
 
 
 def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str], source: str,
-        project: Optional[str], refresh: bool = True, walk: Walk | None = None
+        project: Optional[str], refresh: bool = True, walk: BackgroundWalk | None = None
         ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
     """The rows of report ``kind``, the time zone they are in, and the requests in no period
     (:func:`cclens.metrics.usage.undated`). On the warehouse file, first ingests
     what is new in this machine's transcripts (unless ``refresh`` is False); through a running
     ``cclens serve``, its own watcher does that. ``walk``: from :func:`start_walk`, if already started."""
     settings = st.settings
-    scanned = walk if walk is not None else start_walk(st, refresh)
+    walk = walk if walk is not None else start_walk(st, refresh)
+    try:
+        return _run(st, kind, since, until, tz, source, project, refresh, walk)
+    finally:
+        if walk is not None:
+            walk.close()  # stops a read ahead the refresh did not take (an error before it)
+
+
+def _run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str], source: str,
+         project: Optional[str], refresh: bool, walk: BackgroundWalk | None
+         ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
+    settings = st.settings
     from ..metrics import usage
     from ..model.pricing import effective_table
     from ..timeutil import check_tz, parse_days
@@ -55,7 +71,8 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
         if refresh and isinstance(wh, DuckDBWarehouse):
             from ..sources.transcripts import refresh as refresh_transcripts
 
-            refresh_transcripts(wh, settings, found=scanned() if scanned else None)
+            refresh_transcripts(wh, settings, found=walk.found() if walk else None,
+                                ahead=walk.ahead() if walk else None)
         if kind in usage.PERIODS:
             rows = usage.period_report(wh, kind, flt)
         elif kind == "sessions":
@@ -70,7 +87,7 @@ def run(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz:
 
 def period(st: AppState, kind: str, since: Optional[str], until: Optional[str], tz: Optional[str],
            fmt: OutputFormat, breakdown: bool, source: str, project: Optional[str], refresh: bool,
-           walk: Walk | None = None) -> None:
+           walk: BackgroundWalk | None = None) -> None:
     """``cclens report daily|weekly|monthly``: compute and print."""
     key = PERIOD_KEYS[kind]
     rows, zone, missing = run(st, kind, since, until, tz, source, project, refresh, walk)

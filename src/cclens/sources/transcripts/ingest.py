@@ -145,6 +145,50 @@ def read_ahead(found: dict[str, int | OSError], *, capture_content: bool = False
     return ReadAhead(todo, pending, errors, prepared(_read_batches(todo, batch_bytes, errors), capture_content))
 
 
+class BackgroundWalk:
+    """The walk of the transcript folders (:func:`~.files.scan_in_background`) started before the
+    warehouse is opened and, when the warehouse file does not exist yet, reading ahead
+    (:func:`read_ahead`) as soon as the walk is done, on a thread that also imports what loading needs.
+    The caller takes :meth:`found` and :meth:`ahead` once the warehouse is open (for :func:`ingest_paths`,
+    which drops a read ahead if the warehouse has cursors after all), then :meth:`close`: it stops a
+    read ahead that nobody took."""
+
+    def __init__(self, paths: list[Path] | None, *, include_defaults: bool = True, new_file: bool = False,
+                 capture_content: bool = False, import_load: bool = True):
+        import threading
+
+        from .files import scan_in_background
+
+        self.found = scan_in_background(paths, include_defaults=include_defaults)
+        self._ahead: ReadAhead | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._prepare, args=(new_file, capture_content, import_load),
+                                        name="cclens-import", daemon=True)
+        self._thread.start()
+
+    def _prepare(self, new_file: bool, capture_content: bool, import_load: bool) -> None:
+        try:
+            if import_load or new_file:
+                from . import load  # noqa: F401  (imported here, while the warehouse opens)
+            if new_file:
+                self._ahead = read_ahead(self.found(), capture_content=capture_content)
+        except Exception:  # done again, and reported, where it is used
+            pass
+
+    def ahead(self) -> "ReadAhead | None":
+        """The read ahead, if one was started (once: the caller then owns it)."""
+        self._thread.join()
+        if self._taken:
+            return None
+        self._taken = True
+        return self._ahead
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._ahead is not None:
+            self._ahead.close()
+
+
 def ingest_paths(wh, paths: list[Path] | None = None, *, host: str, include_defaults: bool = True,
                  capture_content: bool = False, progress: Progress | None = None,
                  batch_bytes: int = BATCH_BYTES, segment_bytes: int = SEGMENT_BYTES,
@@ -226,9 +270,11 @@ def _load_segments(wh, batches, total: IngestStats, *, host: str, capture_conten
                 wh.execute("SET checkpoint_threshold = '1MB'")
 
 
-def refresh(wh, settings, found: dict[str, int | OSError] | None = None) -> IngestStats:
+def refresh(wh, settings, found: dict[str, int | OSError] | None = None, ahead: ReadAhead | None = None
+            ) -> IngestStats:
     """Bring the warehouse up to date with this machine's transcripts (default roots and the configured
     ``transcript_paths``). Cheap when nothing changed; reports call it so they are always current.
-    ``found``: :func:`~.files.scan` of those places (``scan(settings.transcript_paths)``), if already done."""
+    ``found``: :func:`~.files.scan` of those places (``scan(settings.transcript_paths)``), if already done;
+    ``ahead``: :func:`read_ahead` of them (see :func:`ingest_paths`)."""
     return ingest_paths(wh, list(settings.transcript_paths), host=settings.host,
-                        capture_content=settings.capture_content, found=found)
+                        capture_content=settings.capture_content, found=found, ahead=ahead)
